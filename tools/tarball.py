@@ -1,0 +1,192 @@
+"""Deterministic tar layers: the one place that decides how this project writes and reads tars.
+
+Every layer the project produces goes through `Layer.write`, so they all share the same rules:
+entries sorted by path with their parent directories present, mtime fixed, owner root:root (uid/gid 0)
+unless a directory is explicitly given to another user,
+PAX format, and compression that does not embed a timestamp or file name.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import posixpath
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+# Fixed modification time for every entry (the Unix epoch, as distroless and ko use).
+MTIME = 0
+COMPRESSIONS = ("gzip", "zstd", "none")
+GZIP_LEVEL = 6
+ZSTD_LEVEL = 19
+
+
+def normalize_path(path: str) -> str:
+    """Returns `path` relative to the image root, without "./", leading or trailing slashes."""
+    return posixpath.normpath("/" + path).lstrip("/")
+
+
+@dataclass
+class Entry:
+    """One tar member: a regular file, directory, symlink or hard link."""
+
+    path: str
+    type: bytes  # tarfile.REGTYPE, DIRTYPE, SYMTYPE or LNKTYPE
+    mode: int
+    data: bytes = b""
+    linkname: str = ""
+    uid: int = 0
+    gid: int = 0
+
+    def tarinfo(self) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(self.path + ("/" if self.type == tarfile.DIRTYPE else ""))
+        info.type = self.type
+        info.mode = self.mode
+        info.mtime = MTIME
+        info.uid, info.gid = self.uid, self.gid
+        info.uname = "root" if self.uid == 0 else ""
+        info.gname = "root" if self.gid == 0 else ""
+        info.linkname = self.linkname
+        info.size = len(self.data) if self.type == tarfile.REGTYPE else 0
+        return info
+
+
+@dataclass
+class Layer:
+    """An in-memory set of entries, keyed by normalized path; the last one added for a path wins."""
+
+    entries: dict[str, Entry] = field(default_factory=dict)
+
+    def add_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        self._add(Entry(normalize_path(path), tarfile.REGTYPE, mode, data))
+
+    def add_dir(self, path: str, mode: int = 0o755, uid: int = 0, gid: int = 0) -> None:
+        """Adds a directory; only home directories of non-root users are owned by anyone but root."""
+        self._add(Entry(normalize_path(path), tarfile.DIRTYPE, mode, uid=uid, gid=gid))
+
+    def add_symlink(self, path: str, target: str) -> None:
+        self._add(Entry(normalize_path(path), tarfile.SYMTYPE, 0o777, linkname=target))
+
+    def add_hardlink(self, path: str, target: str) -> None:
+        self._add(Entry(normalize_path(path), tarfile.LNKTYPE, 0o644, linkname=normalize_path(target)))
+
+    def add_member(self, info: tarfile.TarInfo, data: bytes) -> None:
+        """Adds a member read from another tar, keeping its type, permissions and link target."""
+        mode = info.mode & 0o7777
+        if info.isdir():
+            self.add_dir(info.name, mode)
+        elif info.issym():
+            self.add_symlink(info.name, info.linkname)
+        elif info.islnk():
+            self._add(Entry(normalize_path(info.name), tarfile.LNKTYPE, mode, linkname=normalize_path(info.linkname)))
+        elif info.isreg():
+            self.add_file(info.name, data, mode)
+        else:
+            raise ValueError(f"{info.name}: unsupported tar member type {info.type!r} (only files, directories and links)")
+
+    def remove(self, path: str) -> bool:
+        """Removes `path` and everything below it; returns whether anything was removed."""
+        prefix = normalize_path(path)
+        doomed = [p for p in self.entries if p == prefix or p.startswith(prefix + "/")]
+        for p in doomed:
+            del self.entries[p]
+        return bool(doomed)
+
+    def merge(self, other: "Layer") -> None:
+        for entry in other.entries.values():
+            self._add(entry)
+
+    def _add(self, entry: Entry) -> None:
+        if not entry.path:
+            return  # the root directory itself is never an entry
+        self.entries[entry.path] = entry
+
+    def sorted_entries(self) -> list[Entry]:
+        """Entries sorted by path, with missing parent directories added (mode 0755)."""
+        entries = dict(self.entries)
+        for path in list(entries):
+            parent = posixpath.dirname(path)
+            while parent and parent not in entries:
+                entries[parent] = Entry(parent, tarfile.DIRTYPE, 0o755)
+                parent = posixpath.dirname(parent)
+        # Sorting on path components keeps every directory directly before its contents.
+        return [entries[p] for p in sorted(entries, key=lambda p: p.split("/"))]
+
+    def tar_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for entry in self.sorted_entries():
+                tar.addfile(entry.tarinfo(), io.BytesIO(entry.data) if entry.type == tarfile.REGTYPE else None)
+        return buffer.getvalue()
+
+    def write(self, out: Path, compression: str = "gzip") -> None:
+        write_atomically(out, compress(self.tar_bytes(), compression))
+
+
+def compress(data: bytes, compression: str) -> bytes:
+    """Compresses deterministically: no timestamp or name in gzip, single-threaded zstd."""
+    if compression == "gzip":
+        buffer = io.BytesIO()
+        with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, compresslevel=GZIP_LEVEL, mtime=0) as gz:
+            gz.write(data)
+        return buffer.getvalue()
+    if compression == "zstd":
+        return _run_zstd([f"-{ZSTD_LEVEL}", "-T1", "-q", "-c"], data)
+    if compression == "none":
+        return data
+    raise ValueError(f"unknown compression {compression!r}; use one of {', '.join(COMPRESSIONS)}")
+
+
+def decompress(data: bytes) -> bytes:
+    """Undoes `compress`, recognising the format by its magic bytes (plain tar passes through)."""
+    if data[:2] == b"\x1f\x8b":
+        return gzip.decompress(data)
+    if data[:4] == b"\x28\xb5\x2f\xfd":
+        return _run_zstd(["-d", "-q", "-c"], data)
+    return data
+
+
+def _run_zstd(args: list[str], data: bytes) -> bytes:
+    if not shutil.which("zstd"):
+        raise RuntimeError("zstd is not installed; it is part of the build root (tools/build_root.packages)")
+    return subprocess.run(["zstd", *args], input=data, stdout=subprocess.PIPE, check=True).stdout
+
+
+def read_layer(path: Path) -> Layer:
+    """Reads a (possibly compressed) tar into a Layer."""
+    layer = Layer()
+    for info, data in iter_members(io.BytesIO(decompress(path.read_bytes()))):
+        layer.add_member(info, data)
+    return layer
+
+
+def iter_members(fileobj: BinaryIO) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
+    """Yields (member, contents) for each member of an uncompressed or compressed tar stream."""
+    with tarfile.open(fileobj=fileobj, mode="r:*") as tar:
+        for info in tar:
+            data = b""
+            if info.isreg():
+                extracted = tar.extractfile(info)
+                assert extracted is not None
+                data = extracted.read()
+            yield info, data
+
+
+def write_atomically(out: Path, data: bytes) -> None:
+    """Writes `data` to `out` through a temporary file in the same directory, so `out` is never partial."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        os.unlink(tmp)
+        raise
