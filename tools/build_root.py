@@ -1,0 +1,405 @@
+"""Runs Bazel inside a pinned Debian root that this module builds once and caches.
+
+Bazel, its rule sets and every tool the build calls come from Debian packages pinned in
+tools/build_root.packages, so the build needs nothing but a Debian mirror. The root lives in a cache
+directory named by the hash of that file: editing the list builds a new root, leaving it reuses the old one.
+Bazel runs in a private mount namespace entered with pivot_root, so no mount is ever visible on the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import glob
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+PACKAGE_LIST = Path(__file__).resolve().parent / "build_root.packages"
+PROJECT_DIR = PACKAGE_LIST.parent.parent
+
+# Modules that Bazel's own bazel_tools module asks the registry for; nothing here uses them, so empty
+# stand-ins let module resolution finish offline.
+STUB_MODULES = ("apple_support", "buildozer", "protobuf", "zlib")
+STUB_DIR = "/usr/local/share/bazel-stubs"
+# Debian's module packages beyond the ones Debian's /etc/bazel/bazelrc already overrides. Bazel rejects an
+# override of a module nothing depends on, so only those the project's MODULE.bazel names are overridden.
+EXTRA_MODULE_OVERRIDES = {
+    "aspect_bazel_lib": "/usr/share/bazel/tools/aspect_bazel_lib",
+    "rules_shell": "/usr/share/bazel/rules/shell",
+}
+# The project's mirror variables, and the archive each names.
+MIRROR_VARIABLES = {"DEBIAN_MIRROR": "debian", "DEBIAN_SECURITY_MIRROR": "debian-security"}
+# Variables passed from the caller into the root; everything else is dropped so builds do not depend on it.
+PASSED_VARIABLES = (
+    "TERM", "CI", "DOCKER_HOST", "USER", "LOGNAME", "COLUMNS",
+    "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+    "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CERT", "PIP_DEFAULT_TIMEOUT",
+)
+# A root with Bazel and the engine takes about 1.7 GB; the output base needs several more.
+REQUIRED_FREE_BYTES = 6 * 1024**3
+APT_SOURCES = ("/etc/apt/sources.list", "/etc/apt/sources.list.d")
+
+
+class BuildRootError(Exception):
+    """A problem the user must fix; its message says what and how."""
+
+
+def log(message: str) -> None:
+    print(f"[tools/bazel] {message}", file=sys.stderr, flush=True)
+
+
+# --- The package list -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PackageList:
+    suite: str
+    packages: tuple[str, ...]  # "name=version"
+    digest: str  # sha256 of the file, which names the cache directory
+
+
+def read_package_list(path: Path = PACKAGE_LIST) -> PackageList:
+    text = path.read_text()
+    suite = ""
+    packages: list[str] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("suite "):
+            suite = line.split(None, 1)[1]
+        elif re.fullmatch(r"[a-z0-9][a-z0-9.+-]*=[A-Za-z0-9.+:~-]+", line):
+            packages.append(line)
+        else:
+            raise BuildRootError(f"{path}:{number}: '{line}' is neither 'suite NAME' nor 'package=version'; fix that line.")
+    if not suite or not packages:
+        raise BuildRootError(f"{path} needs a 'suite NAME' line and at least one 'package=version' line.")
+    return PackageList(suite, tuple(packages), hashlib.sha256(text.encode()).hexdigest())
+
+
+# --- The mirror -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AptSource:
+    uris: tuple[str, ...]
+    suites: tuple[str, ...]
+    signed_by: str
+
+
+def parse_deb822_sources(text: str) -> list[AptSource]:
+    sources = []
+    for stanza in re.split(r"\n\s*\n", text):
+        fields: dict[str, str] = {}
+        for line in stanza.splitlines():
+            if line.startswith("#") or ":" not in line or line[:1].isspace():
+                continue
+            key, value = line.split(":", 1)
+            fields[key.strip().lower()] = value.strip()
+        if "deb" in fields.get("types", "").split() and fields.get("enabled", "yes").lower() != "no":
+            sources.append(AptSource(tuple(fields.get("uris", "").split()), tuple(fields.get("suites", "").split()),
+                                     fields.get("signed-by", "")))
+    return sources
+
+
+def parse_one_line_sources(text: str) -> list[AptSource]:
+    sources = []
+    for line in text.splitlines():
+        words = re.sub(r"\[[^]]*\]", "", line.split("#", 1)[0]).split()
+        if len(words) >= 3 and words[0] == "deb":
+            options = re.search(r"\[([^]]*)\]", line)
+            sources.append(AptSource((words[1],), (words[2],), options.group(1) if options else ""))
+    return sources
+
+
+def read_apt_sources(locations: Sequence[str] = APT_SOURCES) -> list[AptSource]:
+    sources: list[AptSource] = []
+    for location in locations:
+        paths = sorted(glob.glob(os.path.join(location, "*"))) if os.path.isdir(location) else [location]
+        for path in paths:
+            with contextlib.suppress(OSError):
+                text = Path(path).read_text()
+                if path.endswith(".sources"):
+                    sources += parse_deb822_sources(text)
+                elif path.endswith(".list"):
+                    sources += parse_one_line_sources(text)
+    return sources
+
+
+def is_debian_source(source: AptSource) -> bool:
+    """Debian's own archives, told apart from third-party repositories by keyring or URI path."""
+    return bool(source.uris) and ("debian-archive-keyring" in source.signed_by or any(
+        re.search(r"/debian(-security)?/?$", uri) for uri in source.uris))
+
+
+def find_mirrors(environ: dict[str, str], sources: list[AptSource]) -> dict[str, str]:
+    """The DEBIAN_MIRROR and DEBIAN_SECURITY_MIRROR base URLs: from the environment, else the apt sources."""
+    mirrors = {name: environ[name].rstrip("/") for name in MIRROR_VARIABLES if environ.get(name)}
+    if "DEBIAN_MIRROR" not in mirrors:
+        for source in filter(is_debian_source, sources):
+            security = any(suite.endswith(("-security", "/updates")) for suite in source.suites)
+            mirrors.setdefault("DEBIAN_SECURITY_MIRROR" if security else "DEBIAN_MIRROR", source.uris[0].rstrip("/"))
+    if "DEBIAN_MIRROR" not in mirrors:
+        raise BuildRootError(
+            "No Debian mirror: this machine's apt sources list no Debian archive and DEBIAN_MIRROR is not set. "
+            "Set DEBIAN_MIRROR to a Debian mirror's base URL (the directory holding dists/ and pool/), and "
+            "DEBIAN_SECURITY_MIRROR to its security archive if it is not DEBIAN_MIRROR with '-security' "
+            "appended, then run tools/bazel again.")
+    # Mirrors conventionally serve the security archive beside the main one.
+    mirrors.setdefault("DEBIAN_SECURITY_MIRROR", mirrors["DEBIAN_MIRROR"] + "-security")
+    return mirrors
+
+
+def check_mirror(mirror: str, suite: str, timeout: float = 20) -> None:
+    url = f"{mirror}/dists/{suite}/InRelease"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            response.read(1)
+    except (urllib.error.URLError, OSError) as error:
+        raise BuildRootError(
+            f"The Debian mirror is unreachable: fetching {url} failed ({error}). Check the network, or set "
+            "DEBIAN_MIRROR to a reachable mirror's base URL.") from None
+
+
+# --- The cache --------------------------------------------------------------------------------------
+
+def cache_home(environ: dict[str, str]) -> Path:
+    if environ.get("DISTROLESS_PYTHON_CACHE"):
+        return Path(environ["DISTROLESS_PYTHON_CACHE"])
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(environ.get("HOME") or "/root", ".cache")
+    return Path(base) / "distroless-python"
+
+
+@dataclass(frozen=True)
+class CacheLayout:
+    home: Path
+    key: str  # the first hex digits of the package list's hash
+
+    @property
+    def root(self) -> Path:
+        return self.home / f"root-{self.key}"
+
+    @property
+    def output_user_root(self) -> Path:
+        # Per root: another root's Bazel server and install base must never be reused.
+        return self.home / f"bazel-{self.key}"
+
+    @property
+    def repository_cache(self) -> Path:
+        # Shared by all roots: downloads are keyed by sha256 and stay valid.
+        return self.home / "repository-cache"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.home / f"root-{self.key}.lock"
+
+
+def cache_layout(environ: dict[str, str], packages: PackageList) -> CacheLayout:
+    return CacheLayout(cache_home(environ), packages.digest[:16])
+
+
+# --- Building the root ------------------------------------------------------------------------------
+
+def check_can_bootstrap(home: Path, is_root: bool, have_user_namespaces: bool) -> None:
+    if not shutil.which("mmdebstrap"):
+        raise BuildRootError(
+            "mmdebstrap is not installed; tools/bazel needs it once to build the build root. Install it with "
+            "'sudo apt-get install mmdebstrap' (Debian 12 bookworm or Ubuntu 22.04 and later), then run "
+            "tools/bazel again.")
+    if not is_root and not have_user_namespaces:
+        raise BuildRootError(
+            "tools/bazel needs root or unprivileged user namespaces to build and enter the build root, and "
+            "this machine allows neither for this user. Run it as root (sudo tools/bazel ...), or enable user "
+            "namespaces (sysctl kernel.unprivileged_userns_clone=1) with subordinate ids in /etc/subuid.")
+    home.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(home).free
+    if free < REQUIRED_FREE_BYTES:
+        raise BuildRootError(
+            f"Not enough disk space in {home}: {free / 1024**3:.1f} GiB free, {REQUIRED_FREE_BYTES / 1024**3:.0f} "
+            "GiB needed for the build root and Bazel's outputs. Free some space, or set DISTROLESS_PYTHON_CACHE "
+            "to a directory on a larger disk.")
+
+
+def mmdebstrap_command(packages: PackageList, target: Path, mirror: str, is_root: bool) -> list[str]:
+    return [
+        "mmdebstrap", "--variant=apt", f"--mode={'root' if is_root else 'unshare'}",
+        # Snapshot mirrors serve Release files past their Valid-Until date.
+        "--aptopt=Acquire::Check-Valid-Until \"false\"",
+        "--include=" + ",".join(packages.packages),
+        packages.suite, str(target), mirror,
+    ]
+
+
+def bootstrap(packages: PackageList, layout: CacheLayout, mirrors: dict[str, str], is_root: bool) -> None:
+    check_can_bootstrap(layout.home, is_root, have_user_namespaces=not is_root and user_namespaces_work())
+    check_mirror(mirrors["DEBIAN_MIRROR"], packages.suite)
+    partial = layout.root.with_name(layout.root.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    log(f"building the build root (Debian {packages.suite}, {len(packages.packages)} pinned packages) in "
+        f"{layout.root}; this happens once per package list and takes about a minute")
+    started = time.monotonic()
+    result = subprocess.run(mmdebstrap_command(packages, partial, mirrors["DEBIAN_MIRROR"], is_root))
+    if result.returncode != 0:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise BuildRootError(
+            f"mmdebstrap failed (exit {result.returncode}); its messages are above. If a pinned version is "
+            f"gone from the mirror, update {PACKAGE_LIST.name} to the versions the mirror serves.")
+    os.replace(partial, layout.root)
+    log(f"build root ready in {time.monotonic() - started:.0f} s")
+
+
+def user_namespaces_work() -> bool:
+    return subprocess.run(["unshare", "--user", "--map-root-user", "true"], capture_output=True).returncode == 0
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def ensure_root(packages: PackageList, layout: CacheLayout, mirrors: dict[str, str], is_root: bool) -> None:
+    if layout.root.is_dir():
+        return
+    with exclusive_lock(layout.lock_file):
+        if not layout.root.is_dir():  # another tools/bazel may have built it while we waited
+            bootstrap(packages, layout, mirrors, is_root)
+
+
+# --- Configuring the root for this run --------------------------------------------------------------
+
+def declared_modules(module_file: Path) -> set[str]:
+    return set(re.findall(r'bazel_dep\(\s*name\s*=\s*"([^"]+)"', module_file.read_text()))
+
+
+def system_bazelrc(layout: CacheLayout, project_modules: set[str]) -> str:
+    """The root's /etc/bazel.bazelrc: what makes Debian's Bazel work offline, kept out of the project."""
+    lines = ["# Written by tools/bazel on every run; edit tools/build_root.py instead.",
+             f"startup --output_user_root={layout.output_user_root}",
+             # A server idle this long exits, so nothing keeps running long after the last command.
+             "startup --max_idle_secs=1800",
+             # Module resolution must not need a registry, and the WORKSPACE suffix would download rules_cc.
+             "common --noenable_workspace",
+             "common --lockfile_mode=off",
+             f"common --repository_cache={layout.repository_cache}",
+             *(f"common --repo_env={name}" for name in MIRROR_VARIABLES),
+             "build --nosandbox_debug"]
+    lines += [f"common --override_module={name}={STUB_DIR}/{name}" for name in STUB_MODULES]
+    lines += [f"common --override_module={name}={path}" for name, path in sorted(EXTRA_MODULE_OVERRIDES.items())
+              if name in project_modules]
+    return "\n".join(lines) + "\n"
+
+
+def write_if_changed(path: Path, content: str) -> None:
+    if path.exists() and path.read_text() == content:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A unique temporary name: several tools/bazel may configure the same root at once.
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content)
+    os.chmod(partial, 0o644)
+    os.replace(partial, path)
+
+
+def configure_root(layout: CacheLayout, project: Path) -> None:
+    root = layout.root
+    write_if_changed(root / "etc/bazel.bazelrc", system_bazelrc(layout, declared_modules(project / "MODULE.bazel")))
+    for name in STUB_MODULES:
+        write_if_changed(root / STUB_DIR.lstrip("/") / name / "MODULE.bazel", f'module(name = "{name}")\n')
+        write_if_changed(root / STUB_DIR.lstrip("/") / name / "BUILD.bazel", "")
+    for name in ("resolv.conf", "hosts"):
+        with contextlib.suppress(OSError):
+            write_if_changed(root / "etc" / name, Path("/etc", name).read_text())
+
+
+# --- Entering the root ------------------------------------------------------------------------------
+
+# Runs in a fresh private mount namespace: make the root a mount point, bind the kernel file systems,
+# the project and the caches into it at their own paths, pivot into it and drop the old root.
+ENTER_SCRIPT = r"""
+set -e
+root=$1 project=$2; shift 2
+mount --rbind "$root" "$root"
+mount -t proc proc "$root/proc"
+mount --rbind /dev "$root/dev"
+mount --rbind /sys "$root/sys"
+while [ "$1" != "--" ]; do
+  mkdir -p "$root$1"
+  mount --bind "$1" "$root$1"
+  shift
+done
+shift
+mkdir -p "$root/.old-root"
+cd "$root"
+pivot_root . .old-root
+umount -l /.old-root
+cd "$project"
+exec "$@"
+"""
+
+
+def enter_command(layout: CacheLayout, project: Path, environment: dict[str, str], argv: Sequence[str],
+                  is_root: bool) -> list[str]:
+    namespace = ["unshare", "--mount", "--propagation", "private"]
+    if not is_root:
+        namespace[1:1] = ["--user", "--map-root-user"]
+    binds = [str(project), str(layout.output_user_root), str(layout.repository_cache)]
+    env = ["env", "-i", *(f"{key}={value}" for key, value in sorted(environment.items()))]
+    return [*namespace, "/bin/sh", "-c", ENTER_SCRIPT, "enter-root", str(layout.root), str(project), *binds, "--",
+            *env, "bazel", *argv]
+
+
+def root_environment(environ: dict[str, str], mirrors: dict[str, str]) -> dict[str, str]:
+    environment = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
+    environment.update({name: environ[name] for name in PASSED_VARIABLES if name in environ})
+    environment.update(mirrors)
+    return environment
+
+
+def find_project(start: Path) -> Path:
+    """The workspace containing `start` (bazel may be run from a subdirectory)."""
+    for directory in (start, *start.parents):
+        if (directory / "MODULE.bazel").is_file():
+            return directory
+    return PROJECT_DIR
+
+
+def run(argv: Sequence[str], environ: dict[str, str]) -> list[str]:
+    """Prepares the root and returns the command that runs Bazel inside it."""
+    is_root = os.geteuid() == 0
+    packages = read_package_list()
+    layout = cache_layout(environ, packages)
+    mirrors = find_mirrors(environ, read_apt_sources())
+    ensure_root(packages, layout, mirrors, is_root)
+    project = find_project(Path.cwd().resolve())
+    configure_root(layout, project)
+    for directory in (layout.output_user_root, layout.repository_cache):
+        directory.mkdir(parents=True, exist_ok=True)
+    return enter_command(layout, project, root_environment(environ, mirrors), argv, is_root)
+
+
+def main(argv: Sequence[str]) -> int:
+    """Every argument goes to Bazel unchanged, so there is no option parsing here."""
+    try:
+        command = run(argv, dict(os.environ))
+    except BuildRootError as error:
+        print(f"tools/bazel: {error}", file=sys.stderr)
+        return 2
+    # Replacing this process keeps Bazel's stdin, stdout, signals and exit code those of the caller.
+    os.execvp(command[0], command)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,227 @@
+"""Tests of tools/bazel's own logic: package list, mirror detection, cache key, errors, namespace command."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+
+from tools import build_root
+from tools.build_root import AptSource, BuildRootError
+
+DEB822 = """\
+Types: deb
+URIs: http://mirror.invalid/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://mirror.invalid/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: https://vendor.invalid/apt
+Suites: stable
+Components: main
+Signed-By: /usr/share/keyrings/vendor.gpg
+"""
+
+
+def test_deb822_sources_give_main_and_security_mirrors() -> None:
+    mirrors = build_root.find_mirrors({}, build_root.parse_deb822_sources(DEB822))
+    assert mirrors == {"DEBIAN_MIRROR": "http://mirror.invalid/debian",
+                       "DEBIAN_SECURITY_MIRROR": "http://mirror.invalid/debian-security"}
+
+
+def test_one_line_sources_are_read_and_third_party_ones_ignored() -> None:
+    text = ("deb https://vendor.invalid/apt stable main\n"
+            "# deb http://commented.invalid/debian bookworm main\n"
+            "deb [arch=amd64] http://mirror.invalid/debian/ bookworm main\n")
+    mirrors = build_root.find_mirrors({}, build_root.parse_one_line_sources(text))
+    assert mirrors["DEBIAN_MIRROR"] == "http://mirror.invalid/debian"
+    # Without a security source, the conventional sibling archive is assumed.
+    assert mirrors["DEBIAN_SECURITY_MIRROR"] == "http://mirror.invalid/debian-security"
+
+
+def test_disabled_deb822_stanza_is_ignored() -> None:
+    text = DEB822.replace("Types: deb\nURIs: http://mirror.invalid/debian\n",
+                          "Types: deb\nEnabled: no\nURIs: http://mirror.invalid/debian\n")
+    with pytest.raises(BuildRootError, match="No Debian mirror"):
+        build_root.find_mirrors({}, build_root.parse_deb822_sources(text))
+
+
+def test_environment_overrides_apt_sources() -> None:
+    sources = build_root.parse_deb822_sources(DEB822)
+    mirrors = build_root.find_mirrors({"DEBIAN_MIRROR": "http://other.invalid/debian/"}, sources)
+    assert mirrors == {"DEBIAN_MIRROR": "http://other.invalid/debian",
+                       "DEBIAN_SECURITY_MIRROR": "http://other.invalid/debian-security"}
+
+
+def test_no_debian_source_is_a_clear_error() -> None:
+    vendor_only = [AptSource(("https://vendor.invalid/apt",), ("stable",), "/usr/share/keyrings/vendor.gpg")]
+    with pytest.raises(BuildRootError, match="Set DEBIAN_MIRROR"):
+        build_root.find_mirrors({}, vendor_only)
+
+
+def test_read_apt_sources_reads_both_formats(tmp_path: Path) -> None:
+    (tmp_path / "sources.list").write_text("deb http://a.invalid/debian bullseye main\n")
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(DEB822)
+    (tmp_path / "sources.list.d" / "ignored.disabled").write_text("deb http://b.invalid/debian sid main\n")
+    sources = build_root.read_apt_sources([str(tmp_path / "sources.list"), str(tmp_path / "sources.list.d")])
+    assert [s.uris[0] for s in sources] == ["http://a.invalid/debian", "http://mirror.invalid/debian",
+                                            "http://mirror.invalid/debian-security", "https://vendor.invalid/apt"]
+
+
+def test_project_package_list_is_valid_and_pins_every_package() -> None:
+    packages = build_root.read_package_list()
+    names = {p.split("=")[0] for p in packages.packages}
+    assert {"bazel-bootstrap", "python3", "crane", "docker.io", "docker-registry", "mount"} <= names
+    assert all("=" in p for p in packages.packages)
+
+
+def test_cache_key_follows_the_package_list(tmp_path: Path) -> None:
+    listing = tmp_path / "build_root.packages"
+    listing.write_text("suite forky\nbazel-bootstrap=7.7.1+ds-8+b1\n")
+    first = build_root.cache_layout({"HOME": "/home/u"}, build_root.read_package_list(listing))
+    again = build_root.cache_layout({"HOME": "/home/u"}, build_root.read_package_list(listing))
+    listing.write_text("suite forky\nbazel-bootstrap=7.7.1+ds-8+b1\ncrane=0.20.7+ds1-5\n")
+    edited = build_root.cache_layout({"HOME": "/home/u"}, build_root.read_package_list(listing))
+    assert first.root == again.root
+    assert first.root != edited.root
+    assert first.root.parent == Path("/home/u/.cache/distroless-python")
+
+
+def test_cache_directory_honours_overrides() -> None:
+    assert build_root.cache_home({"XDG_CACHE_HOME": "/x"}) == Path("/x/distroless-python")
+    assert build_root.cache_home({"DISTROLESS_PYTHON_CACHE": "/c", "XDG_CACHE_HOME": "/x"}) == Path("/c")
+
+
+@pytest.mark.parametrize("line", ["bazel-bootstrap", "bazel-bootstrap = 7", "suite"])
+def test_malformed_package_list_names_the_line(tmp_path: Path, line: str) -> None:
+    listing = tmp_path / "build_root.packages"
+    listing.write_text(f"suite forky\ncrane=1\n{line}\n")
+    with pytest.raises(BuildRootError, match=r"build_root.packages(:3|.*needs)"):
+        build_root.read_package_list(listing)
+
+
+def test_missing_mmdebstrap_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(build_root.shutil, "which", lambda name: None)
+    with pytest.raises(BuildRootError, match="apt-get install mmdebstrap"):
+        build_root.check_can_bootstrap(tmp_path, is_root=True, have_user_namespaces=False)
+
+
+def test_no_root_and_no_user_namespaces(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(build_root.shutil, "which", lambda name: "/usr/bin/" + name)
+    with pytest.raises(BuildRootError, match="root or unprivileged user namespaces"):
+        build_root.check_can_bootstrap(tmp_path, is_root=False, have_user_namespaces=False)
+
+
+def test_not_enough_disk(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(build_root.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(build_root.shutil, "disk_usage", lambda path: build_root.shutil._ntuple_diskusage(10, 9, 1))
+    with pytest.raises(BuildRootError, match="Not enough disk space.*DISTROLESS_PYTHON_CACHE"):
+        build_root.check_can_bootstrap(tmp_path, is_root=True, have_user_namespaces=False)
+
+
+def test_unreachable_mirror_names_the_url() -> None:
+    # A closed port on loopback: the connection is refused at once.
+    with pytest.raises(BuildRootError, match=r"unreachable: fetching http://127.0.0.1:9/dists/forky/InRelease"):
+        build_root.check_mirror("http://127.0.0.1:9", "forky", timeout=5)
+
+
+def test_reachable_mirror_passes(tmp_path: Path) -> None:
+    (tmp_path / "dists" / "forky").mkdir(parents=True)
+    (tmp_path / "dists" / "forky" / "InRelease").write_text("signed")
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            super().__init__(*args, directory=str(tmp_path), **kwargs)
+
+        def log_message(self, *args):  # type: ignore[no-untyped-def]
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        build_root.check_mirror(f"http://127.0.0.1:{server.server_port}", "forky")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_mmdebstrap_command_pins_packages_and_ignores_valid_until(tmp_path: Path) -> None:
+    packages = build_root.PackageList("forky", ("bazel-bootstrap=7.7.1", "crane=0.20"), "0" * 64)
+    command = build_root.mmdebstrap_command(packages, tmp_path / "root", "http://m.invalid/debian", is_root=True)
+    assert "--include=bazel-bootstrap=7.7.1,crane=0.20" in command
+    assert "--aptopt=Acquire::Check-Valid-Until \"false\"" in command
+    assert command[-3:] == ["forky", str(tmp_path / "root"), "http://m.invalid/debian"]
+
+
+def test_system_bazelrc_keeps_bazel_offline_and_state_in_the_cache() -> None:
+    layout = build_root.CacheLayout(Path("/cache"), "abc")
+    rc = build_root.system_bazelrc(layout, {"rules_python", "aspect_bazel_lib"})
+    assert "startup --output_user_root=/cache/bazel-abc\n" in rc
+    assert "common --repository_cache=/cache/repository-cache\n" in rc
+    assert "common --noenable_workspace\n" in rc
+    assert "common --repo_env=DEBIAN_MIRROR\n" in rc
+    for name in build_root.STUB_MODULES:
+        assert f"common --override_module={name}=" in rc
+    # Bazel rejects overrides of modules nothing depends on: only the declared extra module appears.
+    assert "common --override_module=aspect_bazel_lib=/usr/share/bazel/tools/aspect_bazel_lib\n" in rc
+    assert "rules_shell" not in rc
+
+
+def test_declared_modules_are_read_from_module_bazel(tmp_path: Path) -> None:
+    module = tmp_path / "MODULE.bazel"
+    module.write_text('module(name = "x")\nbazel_dep(name = "rules_python", version = "0.22.1")\n'
+                      'bazel_dep(\n    name = "aspect_bazel_lib",\n    version = "2.22.5",\n)\n')
+    assert build_root.declared_modules(module) == {"rules_python", "aspect_bazel_lib"}
+
+
+def test_enter_command_binds_project_and_caches_and_passes_arguments() -> None:
+    layout = build_root.CacheLayout(Path("/cache"), "abc")
+    command = build_root.enter_command(layout, Path("/src/project"), {"PATH": "/usr/bin", "HOME": "/root"},
+                                       ["test", "//...", "--", "-x"], is_root=True)
+    assert command[:4] == ["unshare", "--mount", "--propagation", "private"]
+    assert "pivot_root" in command[command.index("-c") + 1]
+    after_script = command[command.index("-c") + 2:]
+    assert after_script[:6] == ["enter-root", "/cache/root-abc", "/src/project", "/src/project",
+                                "/cache/bazel-abc", "/cache/repository-cache"]
+    assert command[-5:] == ["bazel", "test", "//...", "--", "-x"]
+    assert "env" in command and "-i" in command
+
+
+def test_unprivileged_user_enters_through_a_user_namespace() -> None:
+    layout = build_root.CacheLayout(Path("/cache"), "abc")
+    command = build_root.enter_command(layout, Path("/p"), {}, ["version"], is_root=False)
+    assert command[:3] == ["unshare", "--user", "--map-root-user"]
+
+
+def test_root_environment_passes_only_known_variables() -> None:
+    environment = build_root.root_environment(
+        {"DOCKER_HOST": "unix:///d.sock", "SECRET_TOKEN": "x", "CI": "true"},
+        {"DEBIAN_MIRROR": "http://m.invalid/debian"})
+    assert environment["DOCKER_HOST"] == "unix:///d.sock"
+    assert environment["DEBIAN_MIRROR"] == "http://m.invalid/debian"
+    assert "SECRET_TOKEN" not in environment
+    assert environment["PATH"].startswith("/usr/sbin")
+
+
+def test_main_reports_errors_in_one_message(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def fail(argv, environ):  # type: ignore[no-untyped-def]
+        raise BuildRootError("something is missing; do this.")
+
+    monkeypatch.setattr(build_root, "run", fail)
+    assert build_root.main(["build"]) == 2
+    assert capsys.readouterr().err == "tools/bazel: something is missing; do this.\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -1,0 +1,82 @@
+"""Tests of the deterministic tar writer every layer goes through."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tools import tarball
+
+
+def members(data: bytes) -> list[tarfile.TarInfo]:
+    with tarfile.open(fileobj=io.BytesIO(tarball.decompress(data))) as tar:
+        return tar.getmembers()
+
+
+def sample_layer() -> tarball.Layer:
+    layer = tarball.Layer()
+    layer.add_file("./usr/bin/tool", b"#!/bin/sh\n", 0o4755)
+    layer.add_file("usr/lib/a-b/x", b"x")
+    layer.add_file("usr/lib/a/y", b"y")
+    layer.add_symlink("bin", "usr/bin")
+    layer.add_hardlink("usr/bin/tool2", "/usr/bin/tool")
+    layer.add_dir("home/nonroot", 0o700, uid=65532, gid=65532)
+    return layer
+
+
+def test_entries_sorted_with_parents_first_and_normalized() -> None:
+    names = [m.name for m in members(sample_layer().tar_bytes())]
+    assert names == ["bin", "home", "home/nonroot", "usr", "usr/bin", "usr/bin/tool", "usr/bin/tool2", "usr/lib",
+                     "usr/lib/a", "usr/lib/a/y", "usr/lib/a-b", "usr/lib/a-b/x"]
+
+
+def test_owner_mtime_and_modes_are_fixed_or_kept() -> None:
+    by_name = {m.name: m for m in members(sample_layer().tar_bytes())}
+    assert all(m.mtime == tarball.MTIME for m in by_name.values())
+    assert by_name["usr/bin/tool"].mode == 0o4755
+    assert (by_name["usr/bin/tool"].uid, by_name["usr/bin/tool"].uname) == (0, "root")
+    assert (by_name["home/nonroot"].uid, by_name["home/nonroot"].gid, by_name["home/nonroot"].mode) == (65532, 65532, 0o700)
+    assert by_name["bin"].issym() and by_name["bin"].linkname == "usr/bin"
+    assert by_name["usr/bin/tool2"].islnk() and by_name["usr/bin/tool2"].linkname == "usr/bin/tool"
+
+
+@pytest.mark.parametrize("compression", tarball.COMPRESSIONS)
+def test_compressed_output_is_byte_identical_across_runs_and_paths(tmp_path: Path, compression: str) -> None:
+    first, second = tmp_path / "a" / "layer", tmp_path / "b" / "other-name"
+    sample_layer().write(first, compression)
+    sample_layer().write(second, compression)
+    assert first.read_bytes() == second.read_bytes()
+    assert [e.path for e in tarball.read_layer(first).sorted_entries()] == [e.path for e in sample_layer().sorted_entries()]
+
+
+def test_remove_takes_a_whole_tree() -> None:
+    layer = sample_layer()
+    assert layer.remove("usr/lib/a")
+    assert not layer.remove("usr/lib/a")
+    assert "usr/lib/a-b/x" in layer.entries and "usr/lib/a/y" not in layer.entries
+
+
+def test_unknown_compression_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown compression 'lz4'"):
+        tarball.compress(b"", "lz4")
+
+
+def test_failed_write_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "layer.tar"
+    out.write_bytes(b"old")
+
+    def broken_replace(src: str, dst: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tarball.os, "replace", broken_replace)
+    with pytest.raises(OSError):
+        tarball.write_atomically(out, b"new")
+    assert out.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["layer.tar"]
+
+
+if __name__ == "__main__":
+    raise SystemExit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
