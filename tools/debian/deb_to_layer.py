@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import bz2
+import gzip
 import io
 import lzma
 import re
@@ -21,7 +22,7 @@ import tarfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from debian.deb822 import Deb822
 
@@ -31,17 +32,26 @@ AR_MAGIC = b"!<arch>\n"
 AR_HEADER_SIZE = 60
 AR_HEADER_END = b"`\n"
 
+
+def zstd_decompress(data: bytes) -> bytes:
+    """Runs `zstd -d`, keeping its complaint for the error message instead of letting it print."""
+    result = subprocess.run(["zstd", "-d", "-q", "-c"], input=data, capture_output=True)
+    if result.returncode != 0:
+        raise ValueError(result.stderr.decode("utf-8", "replace").strip())
+    return result.stdout
+
+
 # Compressions dpkg-deb writes for control.tar and data.tar, by member name suffix, with their magic bytes.
 MEMBER_COMPRESSIONS: dict[str, tuple[bytes, Callable[[bytes], bytes]]] = {
     "": (b"", lambda data: data),
-    ".gz": (b"\x1f\x8b", tarball.decompress),
-    ".zst": (b"\x28\xb5\x2f\xfd", tarball.decompress),
+    ".gz": (b"\x1f\x8b", gzip.decompress),
+    ".zst": (b"\x28\xb5\x2f\xfd", zstd_decompress),
     ".xz": (b"\xfd7zXZ\x00", lzma.decompress),
     ".bz2": (b"BZh", bz2.decompress),
 }
 CONTROL_COMPRESSIONS = ("", ".gz", ".xz", ".zst")
 DATA_COMPRESSIONS = ("", ".gz", ".xz", ".zst", ".bz2")
-DECOMPRESSION_ERRORS = (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError, subprocess.CalledProcessError)
+DECOMPRESSION_ERRORS = (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError)
 
 STATUS_DIR = "var/lib/dpkg/status.d"
 INSTALLED_STATUS = "install ok installed"
@@ -68,7 +78,7 @@ class Deb:
     data_tar: bytes
 
 
-@dataclass(eq=False)  # compared and hashed by identity: one group is one inode, shared by its hard links
+@dataclass(eq=False)  # hashed by identity: paths holding the same Inode are hard links to each other
 class Inode:
     data: bytes
     mode: int
@@ -132,11 +142,13 @@ def read_deb(path: Path) -> Deb:
     )
 
 
-def read_tar(path: Path, name: str, data: bytes) -> list[tuple[tarfile.TarInfo, bytes]]:
+def read_tar(path: Path, name: str, data: bytes) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
     try:
-        return list(tarball.iter_members(io.BytesIO(data)))
+        yield from tarball.iter_members(io.BytesIO(data))
     except (tarfile.TarError, EOFError) as error:
-        raise DebError(f"{path}: {name}: corrupt tar: {error}") from None
+        # For data it cannot open, tarfile's "r:*" lists every method it tried; the last one is plain tar.
+        reason = str(error).splitlines()[-1].lstrip("- ")
+        raise DebError(f"{path}: {name}: corrupt tar: {reason}") from None
 
 
 def control_files(deb: Deb) -> dict[str, bytes]:
@@ -184,7 +196,9 @@ def check_member(deb: Path, info: tarfile.TarInfo) -> None:
     if not (info.isreg() or info.isdir() or info.issym() or info.islnk()):
         raise DebError(f"{deb}: {info.name}: unsupported tar member type {info.type!r} (device, fifo, ...)")
     # Every entry becomes root:root, which would turn e.g. a setgid-shadow binary into a setgid-root one.
-    if info.isreg() and (info.mode & stat.S_ISUID and info.uid != 0 or info.mode & stat.S_ISGID and info.gid != 0):
+    set_uid_of_other = info.mode & stat.S_ISUID and info.uid != 0
+    set_gid_of_other = info.mode & stat.S_ISGID and info.gid != 0
+    if info.isreg() and (set_uid_of_other or set_gid_of_other):
         raise DebError(
             f"{deb}: {info.name}: set-id bit for owner {info.uname or info.uid}:{info.gname or info.gid} "
             "cannot be kept in a root-owned layer"

@@ -215,7 +215,12 @@ class IndexCache:
         return data if hashlib.sha256(data).hexdigest() == sha256 else None
 
     def put(self, sha256: str, data: bytes) -> None:
-        write_atomically(self.directory / sha256, data)
+        try:
+            write_atomically(self.directory / sha256, data)
+        except OSError as error:
+            raise LockError(
+                f"cannot write to the index cache {self.directory} ({error.strerror}); pass a writable --cache-dir"
+            ) from None
 
 
 def default_cache_dir() -> Path:
@@ -281,8 +286,15 @@ def parse_release(text: str, source: Source, url: str) -> ReleaseInfo:
 
 
 def _warn_if_expired(valid_until: str | None, url: str) -> None:
-    # Mirrors may be snapshots whose signatures are past Valid-Until; the content is still genuine.
-    if valid_until and email.utils.parsedate_to_datetime(valid_until) < datetime.now(timezone.utc):
+    # Mirrors may be snapshots whose signatures are past Valid-Until; the signed content is still genuine.
+    if not valid_until:
+        return
+    try:
+        expiry = email.utils.parsedate_to_datetime(valid_until)
+    except (TypeError, ValueError):
+        log(f"warning: {url} has an unreadable Valid-Until {valid_until!r}; ignoring it")
+        return
+    if expiry.replace(tzinfo=expiry.tzinfo or timezone.utc) < datetime.now(timezone.utc):
         log(f"warning: {url} expired at {valid_until} (Valid-Until); using it anyway, as for a snapshot mirror")
 
 
@@ -307,11 +319,14 @@ class Candidate:
         return f"{self.name} {self.version} ({self.archive} {self.suite})"
 
 
-def parse_packages(data: bytes, source: Source) -> list[Candidate]:
-    return [
-        _candidate(paragraph, source)
-        for paragraph in Packages.iter_paragraphs(data.splitlines(keepends=True), fields=INDEX_FIELDS, use_apt_pkg=False)
-    ]
+def parse_packages(data: bytes, source: Source, index_name: str) -> list[Candidate]:
+    paragraphs = Packages.iter_paragraphs(data.splitlines(keepends=True), fields=INDEX_FIELDS, use_apt_pkg=False)
+    try:
+        return [_candidate(paragraph, source) for paragraph in paragraphs]
+    except (KeyError, ValueError) as error:
+        raise LockError(
+            f"{source.label()} {index_name}: malformed Packages index ({error!r}); report it to the archive"
+        ) from None
 
 
 def _candidate(paragraph: Packages, source: Source) -> Candidate:
@@ -355,7 +370,8 @@ class ArchiveReader:
         """Every package `source` offers for `arch`, over all its components."""
         release = self.release(source)
         if arch not in release.architectures:
-            raise LockError(f"{source.label()} has no {arch} packages (it has {', '.join(sorted(release.architectures))})")
+            offered = ", ".join(sorted(release.architectures))
+            raise LockError(f"{source.label()} has no {arch} packages (only {offered}); check the manifest's archs")
         # Without No-Support-for-Architecture-all, Architecture: all packages are only in binary-all.
         index_archs = [arch] if release.all_in_arch_indices or "all" not in release.architectures else [arch, "all"]
         found: list[Candidate] = []
@@ -363,7 +379,8 @@ class ArchiveReader:
             for index_arch in index_archs:
                 key = (source.archive, source.suite, component, index_arch)
                 if key not in self.indices:
-                    self.indices[key] = parse_packages(self._packages_index(source, release, component, index_arch), source)
+                    data = self._packages_index(source, release, component, index_arch)
+                    self.indices[key] = parse_packages(data, source, f"{component}/binary-{index_arch}")
                     log(f"{source.label()} {component}/{index_arch}: {len(self.indices[key])} packages")
                 found.extend(self.indices[key])
         return found
@@ -371,13 +388,14 @@ class ArchiveReader:
     def _packages_index(self, source: Source, release: ReleaseInfo, component: str, arch: str) -> bytes:
         """The decompressed Packages index, downloaded only if the cache lacks a file with the listed SHA256."""
         base = f"{component}/binary-{arch}/Packages"
-        listed = [(base + suffix, decompress) for suffix, decompress in INDEX_COMPRESSIONS if base + suffix in release.files]
+        listed = [(base + suffix, unpack) for suffix, unpack in INDEX_COMPRESSIONS if base + suffix in release.files]
         if not listed:
             raise LockError(
-                f"{release.url}/InRelease lists no {base}.xz or .gz; check the manifest's components for {source.label()}"
+                f"{release.url}/InRelease lists no {base}.xz or .gz; "
+                f"check the manifest's components for {source.label()}"
             )
         missing: list[str] = []
-        for path, decompress in listed:
+        for path, unpack in listed:
             sha256, size = release.files[path]
             data = self.cache.get(sha256)
             if data is None:
@@ -387,7 +405,7 @@ class ArchiveReader:
                     missing.append(str(error))
                     continue
                 self.cache.put(sha256, data)
-            return decompress(data)
+            return unpack(data)
         raise LockError(f"no Packages index for {source.label()} {component}/{arch}: {'; '.join(missing)}")
 
     def _download_verified(self, source: Source, release: ReleaseInfo, path: str) -> bytes:
@@ -466,9 +484,10 @@ class Resolver:
     in any alternative) is dropped rather than satisfied by something else.
     """
 
-    def __init__(self, index: ArchIndex, excludes: dict[str, str], source_labels: str) -> None:
+    def __init__(self, index: ArchIndex, excludes: dict[str, str], where: str, source_labels: str) -> None:
         self.index = index
         self.excludes = excludes
+        self.where = where  # the manifest and arch, to start error messages
         self.source_labels = source_labels
         self.selected: dict[str, Candidate] = {}
         self.chains: dict[str, tuple[str, ...]] = {}  # how each package was first reached
@@ -481,10 +500,11 @@ class Resolver:
         for name in sorted(set(requested)):
             if name not in self.index.packages and name not in self.index.providers:
                 raise LockError(
-                    f"{self.index.arch}: unknown package {name!r} (requested in the manifest) in {self.source_labels}; "
+                    f"{self.where}: unknown package {name!r} in {self.source_labels}; "
                     "check the name and the manifest's suites and components"
                 )
-            self._add(self._choose([{"name": name, "archqual": None, "version": None}], ("manifest",)), ("manifest",), queue)
+            requested_group = [{"name": name, "archqual": None, "version": None}]
+            self._add(self._choose(requested_group, ("manifest",)), ("manifest",), queue)
         while queue:
             name = queue.popleft()
             for group in self._groups(self.selected[name]):
@@ -506,7 +526,7 @@ class Resolver:
         return PkgRelation.parse_relations(candidate.relations) if candidate.relations else []
 
     def _choose(self, group: Group, chain: tuple[str, ...]) -> Candidate | None:
-        """The package that satisfies `group`: one already chosen, else none if excluded, else the first alternative's best."""
+        """What satisfies `group`: a package already chosen, else nothing if excluded, else the best new one."""
         for alternative in group:
             for candidate in self._satisfiers(alternative):
                 if self.selected.get(candidate.name) is candidate:
@@ -547,11 +567,14 @@ class Resolver:
                     return candidate_name
         return None
 
-    def _note_pick(self, group: Group, alternative: Alternative, fresh: list[Candidate], chain: tuple[str, ...]) -> None:
+    def _note_pick(
+        self, group: Group, alternative: Alternative, fresh: list[Candidate], chain: tuple[str, ...]
+    ) -> None:
         choice = fresh[0]
         if choice.name != alternative["name"]:
-            providers = sorted({c.name for c in fresh})
-            self.notes.add(f"virtual {alternative['name']} for {chain[-1]}: chose {choice.name} (providers: {', '.join(providers)})")
+            providers = ", ".join(sorted({c.name for c in fresh}))
+            virtual = alternative["name"]
+            self.notes.add(f"virtual {virtual} for {chain[-1]}: chose {choice.name} (providers: {providers})")
         elif len(group) > 1:
             self.notes.add(f"alternative '{describe(group)}' for {chain[-1]}: chose {choice.name}")
 
@@ -561,7 +584,7 @@ class Resolver:
             holder = self.selected.get(alternative["name"])
             if holder is not None:
                 return LockError(
-                    f"{self.index.arch}: conflicting versions: {path} is not met by {holder.label()}, "
+                    f"{self.where}: conflicting versions: {path} is not met by {holder.label()}, "
                     f"already chosen for {' -> '.join(self.chains[holder.name])}; the suites carry no version "
                     "that satisfies both, so change the requested packages or exclude one side"
                 )
@@ -572,7 +595,7 @@ class Resolver:
         ]
         found = f"only {', '.join(offered)} exist" if offered else "no such package or provider exists"
         return LockError(
-            f"{self.index.arch}: unsatisfiable dependency {path}: {found} in {self.source_labels}; "
+            f"{self.where}: unsatisfiable dependency {path}: {found} in {self.source_labels}; "
             "add the suite that carries it to the manifest or exclude the package"
         )
 
@@ -603,7 +626,7 @@ def build_lock(manifest: Manifest, reader: ArchiveReader) -> dict[str, Any]:
     for arch in manifest.archs:
         index = ArchIndex.build(arch, (c for source in manifest.sources for c in reader.candidates(source, arch)))
         log(f"resolving {arch}")
-        resolver = Resolver(index, manifest.excludes, labels)
+        resolver = Resolver(index, manifest.excludes, f"{manifest.path} [{arch}]", labels)
         resolver.resolve(manifest.packages)
         for note in sorted(resolver.notes):
             log(f"  {arch}: {note}")
@@ -621,6 +644,14 @@ def build_lock(manifest: Manifest, reader: ArchiveReader) -> dict[str, Any]:
 
 def lock_text(lock: dict[str, Any]) -> str:
     return json.dumps(lock, indent=2, sort_keys=True) + "\n"
+
+
+def write_lock(path: Path, lock: dict[str, Any]) -> None:
+    try:
+        write_atomically(path, lock_text(lock).encode())
+    except OSError as error:
+        raise LockError(f"cannot write {path} ({error.strerror}); check that its directory is writable") from None
+    log(f"wrote {path}")
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -651,7 +682,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--manifest", action="append", help="manifest YAML (repeatable, paired with --lock)")
     parser.add_argument("--lock", action="append", help="lockfile JSON to write for the matching --manifest")
     parser.add_argument("--all", metavar="DIR", help="lock every DIR/*/manifest.yaml into DIR/*/lock.json")
-    parser.add_argument("--cache-dir", help=f"where verified indices are kept (default {default_cache_dir()})")
+    parser.add_argument(
+        "--cache-dir",
+        help="where verified indices are kept (default: distroless-python/debian-indices in the user cache)",
+    )
     parser.add_argument("--keyring", default=str(DEFAULT_KEYRING), help="OpenPGP keyring that signs the archives")
     return parser.parse_args(argv)
 
@@ -666,8 +700,7 @@ def main(argv: list[str] | None = None) -> int:
         # Every lock is computed before any is written, so an error leaves all lockfiles as they were.
         locks = [(path, build_lock(load_manifest(manifest), reader)) for manifest, path in pairs]
         for path, lock in locks:
-            write_atomically(path, lock_text(lock).encode())
-            log(f"wrote {path}")
+            write_lock(path, lock)
     except LockError as error:
         log(f"error: {error}")
         return 1

@@ -82,7 +82,7 @@ def prune(layer: Layer, patterns: list[str]) -> list[Removal]:
     matches = {pattern: find_matches(paths, pattern) for pattern in patterns}
     missing = [pattern for pattern, found in matches.items() if not found]
     if missing:
-        listed = "".join(f"{pattern} does not exist in the layer\n" for pattern in missing)
+        listed = "".join(f"{_missing(pattern)}\n" for pattern in missing)
         raise PruneError(f"{listed}the Debian package changed: update the prune list in {PRUNE_LIST}")
     removals = [_measure(layer, pattern, found) for pattern, found in matches.items()]
     for found in matches.values():
@@ -90,6 +90,12 @@ def prune(layer: Layer, patterns: list[str]) -> list[Removal]:
             layer.remove(path)
     _check_hardlinks(layer)
     return removals
+
+
+def _missing(pattern: str) -> str:
+    if GLOB_CHARS & set(pattern):
+        return f"{pattern} matches nothing in the layer"
+    return f"{pattern} does not exist in the layer"
 
 
 def _measure(layer: Layer, pattern: str, found: list[str]) -> Removal:

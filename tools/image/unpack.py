@@ -10,12 +10,14 @@ Rules, as in Docker's and containerd's layer application:
   through it; symlinks in parent components are followed, but resolved inside the root (an absolute
   target or "..", never escapes it), as they would be inside the container;
 - hard links point at a path already unpacked, by this layer (earlier in the tar) or an earlier one;
-- modes, including setuid/setgid/sticky bits, are kept; owners are kept when running as root.
+- modes, including setuid/setgid/sticky bits, are kept; owners are kept when running as root
+  (where the user namespace can represent them).
 Whiteouts (".wh." files) are not supported: the project's layers never delete anything.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import posixpath
@@ -142,6 +144,15 @@ def _remove(path: Path) -> None:
 
 
 def _chown(path: Path, info: tarfile.TarInfo) -> None:
-    """Keeps the member's owner; only root may give files away, so other users keep their own."""
-    if os.geteuid() == 0:
+    """Keeps the member's owner when running as root (only root may give files away).
+
+    In a user namespace that maps only root (as some sandboxes do), other owners cannot be set; the
+    unpacked root is scratch space for running the image's programs, so the file then stays root's.
+    """
+    if os.geteuid() != 0:
+        return
+    try:
         os.lchown(path, info.uid, info.gid)
+    except OSError as error:
+        if error.errno not in (errno.EINVAL, errno.EPERM):
+            raise

@@ -1,6 +1,7 @@
-"""Reading and writing OCI image layout directories (https://github.com/opencontainers/image-spec/blob/main/image-layout.md).
+"""Reading and writing OCI image layout directories.
 
-A layout is `oci-layout`, `index.json` and content-addressed `blobs/<algorithm>/<hex>`.
+See https://github.com/opencontainers/image-spec/blob/main/image-layout.md. A layout is `oci-layout`,
+`index.json` and content-addressed `blobs/<algorithm>/<hex>`.
 Everything this project writes is serialized canonically (`canonical_json`) so that the same
 inputs give byte-identical blobs, hence the same digests, on any machine and in any directory.
 """
@@ -18,7 +19,7 @@ import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 from tools import tarball
 
@@ -128,7 +129,7 @@ class Platform:
     variant: str = ""
 
     @classmethod
-    def parse(cls, text: str) -> "Platform":
+    def parse(cls, text: str) -> Platform:
         """Parses `os/architecture[/variant]`, as in `docker --platform`."""
         parts = text.split("/")
         if len(parts) not in (2, 3) or not all(parts):
@@ -136,10 +137,10 @@ class Platform:
         return cls(*parts)
 
     @classmethod
-    def of_config(cls, config: dict[str, Any]) -> "Platform":
+    def of_config(cls, config: dict[str, Any]) -> Platform:
         return cls(config.get("os", ""), config.get("architecture", ""), config.get("variant", ""))
 
-    def accepts(self, other: "Platform") -> bool:
+    def accepts(self, other: Platform) -> bool:
         """Whether `other` satisfies this requested platform; no requested variant accepts any variant."""
         return (self.os, self.architecture) == (other.os, other.architecture) and self.variant in ("", other.variant)
 
@@ -181,7 +182,7 @@ class Layout:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def blob_path(self, digest: Any) -> Path:
+    def blob_path(self, digest: object) -> Path:
         # Checking the digest's form also keeps a crafted digest from naming a path outside blobs/.
         if not isinstance(digest, str) or not _DIGEST.match(digest):
             raise LayoutError(f"{self.root}: unsupported or malformed digest {digest!r}")
@@ -191,9 +192,8 @@ class Layout:
     def read_blob(self, desc: dict[str, Any]) -> bytes:
         """Reads the blob `desc` points at, checking its size and digest."""
         data = read_file(self.blob_path(desc.get("digest")), "blob")
-        algorithm = desc["digest"].partition(":")[0]
-        if len(data) != desc.get("size") or f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}" != desc["digest"]:
-            raise LayoutError(f"{self.root}: blob {desc['digest']} does not match its descriptor (size or digest)")
+        if len(data) != desc.get("size") or _digest(desc["digest"], data) != desc["digest"]:
+            raise LayoutError(f"{self.root}: blob {desc['digest']} does not match its descriptor (size, digest)")
         return data
 
     def read_json_blob(self, desc: dict[str, Any]) -> dict[str, Any]:
@@ -219,7 +219,7 @@ class Layout:
     def _images_in(self, index: dict[str, Any]) -> Iterator[Image]:
         for desc in index.get("manifests", []):
             media_type = desc.get("mediaType")
-            if desc.get("annotations", {}).get(ATTESTATION_ANNOTATION) == "attestation-manifest":
+            if (desc.get("annotations") or {}).get(ATTESTATION_ANNOTATION) == "attestation-manifest":
                 continue
             if media_type in INDEX_MEDIA_TYPES:
                 yield from self._images_in(self.read_json_blob(desc))
@@ -234,7 +234,8 @@ class Layout:
     def _checked_image(self, image: Image) -> Image:
         layers, diff_ids = len(image.manifest.get("layers") or []), len(image.diff_ids)
         if layers != diff_ids:
-            raise LayoutError(f"{self.root}: image {image.manifest_descriptor['digest']} has {layers} layers but {diff_ids} diff_ids")
+            digest = image.manifest_descriptor["digest"]
+            raise LayoutError(f"{self.root}: image {digest} has {layers} layers but {diff_ids} diff_ids")
         return image
 
     def write_blob(self, data: bytes) -> str:
@@ -245,19 +246,18 @@ class Layout:
             tarball.write_atomically(path, data)
         return digest
 
-    def copy_blob(self, source: "Layout", desc: dict[str, Any]) -> None:
+    def copy_blob(self, source: Layout, desc: dict[str, Any]) -> None:
         """Copies a blob from another layout in chunks (layers can be large), checking its digest."""
         target = self.blob_path(desc.get("digest"))
         if target.exists():
             return
         target.parent.mkdir(parents=True, exist_ok=True)
-        algorithm = desc["digest"].partition(":")[0]
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
         try:
             with os.fdopen(fd, "wb") as out:
-                hasher, size = _copy_and_hash(source.blob_path(desc["digest"]), out, algorithm)
-            if size != desc.get("size") or f"{algorithm}:{hasher.hexdigest()}" != desc["digest"]:
-                raise LayoutError(f"{source.root}: blob {desc['digest']} does not match its descriptor (size or digest)")
+                actual, size = _copy_and_digest(source.blob_path(desc["digest"]), out, desc["digest"])
+            if size != desc.get("size") or actual != desc["digest"]:
+                raise LayoutError(f"{source.root}: blob {desc['digest']} does not match its descriptor (size, digest)")
             os.chmod(tmp, 0o644)
             os.replace(tmp, target)
         except BaseException:
@@ -266,12 +266,21 @@ class Layout:
 
     def write_index(self, manifests: list[dict[str, Any]]) -> None:
         """Writes `oci-layout`, then `index.json` last, so a layout with an index is a complete one."""
-        tarball.write_atomically(self.root / OCI_LAYOUT_FILE, canonical_json({"imageLayoutVersion": OCI_LAYOUT_VERSION}))
+        oci_layout = {"imageLayoutVersion": OCI_LAYOUT_VERSION}
+        tarball.write_atomically(self.root / OCI_LAYOUT_FILE, canonical_json(oci_layout))
         index = {"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": manifests}
         tarball.write_atomically(self.root / INDEX_FILE, canonical_json(index))
 
 
-def _copy_and_hash(source: Path, out: Any, algorithm: str) -> tuple[Any, int]:
+def _digest(like: str, data: bytes) -> str:
+    """The digest of `data` with the algorithm of the digest `like`."""
+    algorithm = like.partition(":")[0]
+    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+
+
+def _copy_and_digest(source: Path, out: BinaryIO, like: str) -> tuple[str, int]:
+    """Copies `source` to `out`; returns its digest (with the algorithm of `like`) and size."""
+    algorithm = like.partition(":")[0]
     hasher = hashlib.new(algorithm)
     size = 0
     try:
@@ -282,7 +291,7 @@ def _copy_and_hash(source: Path, out: Any, algorithm: str) -> tuple[Any, int]:
                 size += len(chunk)
     except OSError as error:
         raise LayoutError(f"cannot read blob {source}: {error.strerror or error}") from None
-    return hasher, size
+    return f"{algorithm}:{hasher.hexdigest()}", size
 
 
 def _parse_json(data: bytes, what: str) -> dict[str, Any]:

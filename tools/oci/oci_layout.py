@@ -87,21 +87,22 @@ def parse_string_list(text: str, flag: str) -> list[str]:
     return value
 
 
-def check_created(text: str) -> str:
-    try:
-        valid = bool(_RFC3339.match(text)) and datetime.fromisoformat(text.replace("Z", "+00:00")) is not None
-    except ValueError:
-        valid = False
-    if not valid:
-        raise LayoutError(f"--created {text!r}: expected an RFC 3339 time such as {EPOCH}")
-    return text
+def check_created(text: str) -> None:
+    if _RFC3339.match(text):
+        try:
+            datetime.fromisoformat(text.replace("Z", "+00:00"))  # rejects out-of-range fields
+            return
+        except ValueError:
+            pass
+    raise LayoutError(f"--created {text!r}: expected an RFC 3339 time such as {EPOCH}")
 
 
 def base_layer_descriptor(desc: dict[str, Any]) -> dict[str, Any]:
     """A base layer's descriptor with an OCI media type (Docker's schema 2 types name the same formats)."""
-    media_type = DOCKER_LAYER_MEDIA_TYPES.get(desc.get("mediaType"), desc.get("mediaType"))
+    declared = str(desc.get("mediaType"))
+    media_type = DOCKER_LAYER_MEDIA_TYPES.get(declared, declared)
     if media_type not in LAYER_MEDIA_TYPES.values():
-        raise LayoutError(f"base layer {desc.get('digest')}: unsupported media type {desc.get('mediaType')!r}")
+        raise LayoutError(f"base layer {desc.get('digest')}: unsupported media type {declared}")
     return {"mediaType": media_type, "digest": desc["digest"], "size": desc["size"]}
 
 
@@ -173,7 +174,8 @@ def build_image(args: argparse.Namespace) -> None:
     base_layers = [(base.layout, desc) for desc in base.manifest.get("layers") or []] if base else []
     layers = [read_new_layer(Path(path)) for path in args.layer]
     # Everything is read and checked before the output is touched.
-    layer_descriptors = [*(base_layer_descriptor(desc) for _, desc in base_layers), *(layer.descriptor for layer in layers)]
+    layer_descriptors = [base_layer_descriptor(desc) for _, desc in base_layers]
+    layer_descriptors += [layer.descriptor for layer in layers]
     config = image_config(base, layers, args)
     output = Layout(Path(args.output))
     prepare_output_dir(output.root)
@@ -220,7 +222,8 @@ def build_index(args: argparse.Namespace) -> None:
     for image in images:
         for desc in image.blob_descriptors():
             output.copy_blob(image.layout, desc)
-    nested_index = {"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": [index_entry(image) for image in images]}
+    manifests = [index_entry(image) for image in images]
+    nested_index = {"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": manifests}
     nested_index_bytes = canonical_json(nested_index)
     output.write_blob(nested_index_bytes)
     output.write_index([descriptor(INDEX_MEDIA_TYPE, nested_index_bytes)])
@@ -250,7 +253,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     index = commands.add_parser("index", help="write an OCI layout holding an image index")
     index.set_defaults(run=build_index)
     index.add_argument("--output", required=True, help="layout directory to create (absent or empty)")
-    index.add_argument("--image", action="extend", nargs="+", required=True, help="single-image OCI layouts, one per platform")
+    index.add_argument(
+        "--image", action="extend", nargs="+", required=True, help="single-image OCI layouts, one per platform"
+    )
     return parser.parse_args(argv)
 
 

@@ -96,7 +96,7 @@ def test_layer_media_types_follow_compression(build_image, three_layers):
     image = only_image(build_image("image", *layer_flags(three_layers)))
 
     assert [layer["mediaType"] for layer in image.manifest["layers"]] == [GZIP, ZSTD, TAR]
-    for layer, path in zip(image.manifest["layers"], three_layers):
+    for layer, path in zip(image.manifest["layers"], three_layers, strict=True):
         assert layer["digest"] == sha256(path.read_bytes())
         assert layer["size"] == path.stat().st_size
 
@@ -279,7 +279,8 @@ def test_docker_media_types_in_a_base_become_oci_types(tmp_path, make_layer, bui
     layer = make_layer("base.tar.gz", {"a": b"a"}).read_bytes()
     docker_base = Layout(tmp_path / "docker-base")
     docker_base.write_blob(layer)
-    config = canonical_json({"os": "linux", "architecture": "amd64", "rootfs": {"type": "layers", "diff_ids": [sha256(gzip.decompress(layer))]}})
+    rootfs = {"type": "layers", "diff_ids": [sha256(gzip.decompress(layer))]}
+    config = canonical_json({"os": "linux", "architecture": "amd64", "rootfs": rootfs})
     docker_base.write_blob(config)
     manifest = canonical_json({
         "schemaVersion": 2,
@@ -296,12 +297,36 @@ def test_docker_media_types_in_a_base_become_oci_types(tmp_path, make_layer, bui
     assert image.manifest["config"]["mediaType"] == CONFIG_MEDIA_TYPE
 
 
+def test_base_may_be_an_index_of_one_image(tmp_path, base, build_image):
+    status, index = build_index(tmp_path, "index", base)
+    assert status == 0
+
+    image = only_image(build_image("app", "--base", str(index)))
+
+    assert image.config["config"]["Entrypoint"] == ["/bin/base"]
+
+
+def test_attestation_manifests_are_not_images(tmp_path, base, build_image):
+    base_image = only_image(base)
+    annotations = {"vnd.docker.reference.type": "attestation-manifest"}
+    attestation = {**base_image.manifest_descriptor, "annotations": annotations}
+    with_attestation = Layout(tmp_path / "with-attestation")
+    for desc in base_image.blob_descriptors():
+        with_attestation.copy_blob(base_image.layout, desc)
+    with_attestation.write_index([base_image.manifest_descriptor, attestation])
+
+    image = only_image(build_image("app", "--base", str(with_attestation.root)))
+
+    assert image.config["config"]["Entrypoint"] == ["/bin/base"]
+
+
 # --- index -------------------------------------------------------------------------------
 
 
 def build_index(tmp_path: Path, name: str, *images: Path) -> tuple[int, Path]:
     output = tmp_path / name
-    return oci_layout.main(["index", "--output", str(output), *(flag for image in images for flag in ("--image", str(image)))]), output
+    image_flags = [flag for image in images for flag in ("--image", str(image))]
+    return oci_layout.main(["index", "--output", str(output), *image_flags]), output
 
 
 @pytest.fixture
@@ -357,6 +382,10 @@ def test_index_is_deterministic(tmp_path, amd64_and_arm64):
 # --- bad input ---------------------------------------------------------------------------
 
 
+def image_argv(tmp_path: Path, *flags: str) -> list[str]:
+    return ["image", "--output", str(tmp_path / "out"), *flags]
+
+
 def assert_fails_with(capsys, argv: list[str], message: str) -> None:
     assert oci_layout.main(argv) == 1
     err = capsys.readouterr().err
@@ -365,63 +394,63 @@ def assert_fails_with(capsys, argv: list[str], message: str) -> None:
 
 
 def test_missing_layer_file(tmp_path, capsys):
-    assert_fails_with(capsys, ["image", "--output", str(tmp_path / "out"), "--layer", str(tmp_path / "nope.tar")], "cannot read layer")
+    assert_fails_with(capsys, image_argv(tmp_path, "--layer", str(tmp_path / "nope.tar")), "cannot read layer")
     assert not (tmp_path / "out").exists()
 
 
 def test_layer_that_is_not_a_tar(tmp_path, capsys):
     not_a_tar = tmp_path / "notes.txt"
     not_a_tar.write_text("hello\n" * 200)
-    assert_fails_with(capsys, ["image", "--output", str(tmp_path / "out"), "--layer", str(not_a_tar)], "is not a tar archive")
+    assert_fails_with(capsys, image_argv(tmp_path, "--layer", str(not_a_tar)), "is not a tar archive")
 
 
 def test_base_with_several_images(tmp_path, capsys, amd64_and_arm64):
     _, index = build_index(tmp_path, "index", *amd64_and_arm64)
-    assert_fails_with(capsys, ["image", "--output", str(tmp_path / "out"), "--base", str(index)],
+    assert_fails_with(capsys, image_argv(tmp_path, "--base", str(index)),
                       "holds 2 images (linux/amd64, linux/arm64/v8); expected exactly one")
 
 
 def test_base_that_is_not_a_layout(tmp_path, capsys):
-    assert_fails_with(capsys, ["image", "--output", str(tmp_path / "out"), "--base", str(tmp_path)], "is not an OCI image layout")
+    assert_fails_with(capsys, image_argv(tmp_path, "--base", str(tmp_path)), "is not an OCI image layout")
 
 
 def test_base_with_a_tampered_blob(tmp_path, capsys, base):
     layer = only_image(base).manifest["layers"][0]["digest"]
     (base / "blobs" / "sha256" / layer.removeprefix("sha256:")).write_bytes(b"tampered")
-    assert_fails_with(capsys, ["image", "--output", str(tmp_path / "out"), "--base", str(base)], "does not match its descriptor")
+    assert_fails_with(capsys, image_argv(tmp_path, "--base", str(base)), "does not match its descriptor")
 
 
 def test_platform_conflicting_with_the_base(tmp_path, capsys, base):
-    assert_fails_with(capsys, ["image", "--output", str(tmp_path / "out"), "--base", str(base), "--architecture", "amd64"],
+    assert_fails_with(capsys, image_argv(tmp_path, "--base", str(base), "--architecture", "amd64"),
                       "--architecture amd64 conflicts with the base image's architecture arm64")
 
 
 @pytest.mark.parametrize("flag", ["--env", "--label", "--annotation"])
 @pytest.mark.parametrize("value", ["NO_EQUALS", "=value"])
 def test_key_value_flags_need_a_key_and_an_equals_sign(tmp_path, capsys, flag, value):
-    assert_fails_with(capsys, ["image", "--output", str(tmp_path / "out"), flag, value], f"{flag} {value!r}: expected KEY=VALUE")
+    assert_fails_with(capsys, image_argv(tmp_path, flag, value), f"{flag} {value!r}: expected KEY=VALUE")
 
 
 @pytest.mark.parametrize("value", ["/bin/sh", '"/bin/sh"', '["/bin/sh", 1]', "[broken"])
 def test_entrypoint_must_be_a_json_list_of_strings(tmp_path, capsys, value):
-    assert_fails_with(capsys, ["image", "--output", str(tmp_path / "out"), "--entrypoint", value], "expected a JSON list of strings")
+    assert_fails_with(capsys, image_argv(tmp_path, "--entrypoint", value), "expected a JSON list of strings")
 
 
 @pytest.mark.parametrize("value", ["yesterday", "2024-13-01T00:00:00Z", "2024-01-01 00:00:00Z"])
 def test_created_must_be_rfc3339(tmp_path, capsys, value):
-    assert_fails_with(capsys, ["image", "--output", str(tmp_path / "out"), "--created", value], "expected an RFC 3339 time")
+    assert_fails_with(capsys, image_argv(tmp_path, "--created", value), "expected an RFC 3339 time")
 
 
 def test_output_directory_must_be_empty(tmp_path, capsys):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "leftover").write_text("x")
-    assert_fails_with(capsys, ["image", "--output", str(tmp_path / "out")], "is not empty")
+    assert_fails_with(capsys, image_argv(tmp_path), "is not empty")
 
 
 def test_index_rejects_two_images_for_one_platform(tmp_path, capsys, build_image):
     first, second = build_image("one"), build_image("two", "--env", "A=1")
-    assert_fails_with(capsys, ["index", "--output", str(tmp_path / "out"), "--image", str(first), "--image", str(second)],
-                      "several images for platform linux/amd64")
+    argv = ["index", "--output", str(tmp_path / "out"), "--image", str(first), "--image", str(second)]
+    assert_fails_with(capsys, argv, "several images for platform linux/amd64")
 
 
 if __name__ == "__main__":

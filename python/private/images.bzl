@@ -1,0 +1,86 @@
+"""Expands python/config.bzl into images: every Python version x architecture x variant."""
+
+load("@bullseye//:packages.bzl", bullseye = "PACKAGES")
+load("//python:config.bzl", "PYTHONS", "SOURCE_URL")
+load("//tools/debian:defs.bzl", "deb_closure", "deb_layer")
+load("//tools/image:defs.bzl", "base_files_layer", "ca_bundle_layer", "ld_so_cache_layer", "py_stdlib_prune", "pyc_layer", "symlinks_layer")
+load("//tools/oci:defs.bzl", "oci_image")
+
+_LOCKS = {"bullseye": bullseye}
+
+_ENV = {
+    "LANG": "C.UTF-8",
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+}
+
+def _upstream_version(debian_version):
+    """3.9.2-1+deb11u1 -> 3.9.2"""
+    return debian_version.split(":")[-1].split("-")[0].split("+")[0]
+
+def _labels(version, python_version):
+    labels = {
+        "org.opencontainers.image.licenses": "GPL-3.0-or-later",
+        "org.opencontainers.image.title": "distroless python" + version,
+        "org.opencontainers.image.version": python_version,
+        "python.version": python_version,
+    }
+    if SOURCE_URL:
+        labels["org.opencontainers.image.source"] = SOURCE_URL
+    return labels
+
+def _debs(packages, names):
+    return [packages[name]["deb"] for name in names]
+
+def python_image(version, config, arch):
+    """The layers and images of one Python version for one architecture."""
+    packages = _LOCKS[config.distribution][arch]
+    prefix = "%s_%s" % (version, arch)
+    system = deb_closure(packages, config.system_packages)
+    python = [name for name in deb_closure(packages, config.python_packages) if name not in system]
+
+    deb_layer(name = prefix + "_system_debs", debs = _debs(packages, system), merged_usr = config.merged_usr)
+    deb_layer(name = prefix + "_python_debs", debs = _debs(packages, python), merged_usr = config.merged_usr)
+    py_stdlib_prune(name = prefix + "_python", layer = prefix + "_python_debs", remove = config.pruned)
+    ca_bundle_layer(name = prefix + "_ca_bundle", layers = [prefix + "_system_debs"])
+    symlinks_layer(
+        name = prefix + "_python_symlinks",
+        symlinks = {"usr/bin/python3": config.python, "usr/bin/python": config.python},
+    )
+    layers = [
+        ":base_files",
+        prefix + "_system_debs",
+        prefix + "_python",
+        prefix + "_ca_bundle",
+        prefix + "_python_symlinks",
+    ]
+    ld_so_cache_layer(name = prefix + "_ld_so_cache", layers = layers)
+    pyc_layer(
+        name = prefix + "_pyc",
+        layers = layers,
+        python = "usr/bin/" + config.python,
+        stdlib = "usr/lib/" + config.python,
+    )
+    oci_image(
+        name = prefix,
+        tars = layers + [prefix + "_ld_so_cache", prefix + "_pyc"],
+        entrypoint = ["/usr/bin/" + config.python],
+        env = _ENV,
+        labels = _labels(version, _upstream_version(packages[config.python + "-minimal"]["version"])),
+        architecture = arch,
+        variant = "v8" if arch == "arm64" else None,
+    )
+    oci_image(
+        name = prefix + "_nonroot",
+        base = prefix,
+        user = "65532",
+        workdir = "/home/nonroot",
+    )
+
+def python_images():
+    """Every image in PYTHONS; //python:<version> names the amd64 image."""
+    base_files_layer(name = "base_files")
+    for version, config in PYTHONS.items():
+        for arch in config.archs:
+            python_image(version, config, arch)
+        native.alias(name = version, actual = version + "_amd64")
+        native.alias(name = version + "-nonroot", actual = version + "_amd64_nonroot")

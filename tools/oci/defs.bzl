@@ -1,0 +1,11 @@
+"""Public API: rules_oci-compatible rules implemented in this repository.
+
+Attribute names follow rules_oci (and container_structure_test's) so users feel at home.
+"""
+
+load("//tools/oci/private:image.bzl", _oci_image = "oci_image", _oci_image_index = "oci_image_index")
+load("//tools/oci/private:structure_test.bzl", _container_structure_test = "container_structure_test")
+
+oci_image = _oci_image
+oci_image_index = _oci_image_index
+container_structure_test = _container_structure_test

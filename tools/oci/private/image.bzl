@@ -1,0 +1,89 @@
+"""oci_image and oci_image_index: OCI image layouts written by tools/oci/oci_layout.py."""
+
+def _key_values(flag, pairs):
+    return [("%s=%s=%s" % (flag, key, value)) for key, value in sorted(pairs.items())]
+
+def _oci_image_impl(ctx):
+    out = ctx.actions.declare_directory(ctx.label.name)
+    args = ctx.actions.args()
+    args.add("image")
+    args.add("--output", out.path)
+    inputs = list(ctx.files.tars)
+    if ctx.attr.base:
+        base = ctx.files.base[0]
+        args.add("--base", base.path)
+        inputs.append(base)
+    for tar in ctx.files.tars:
+        args.add("--layer", tar)
+    if ctx.attr.entrypoint:
+        args.add("--entrypoint", json.encode(ctx.attr.entrypoint))
+    if ctx.attr.cmd:
+        args.add("--cmd", json.encode(ctx.attr.cmd))
+    args.add_all(["--env=%s=%s" % (k, v) for k, v in sorted(ctx.attr.env.items())])
+    if ctx.attr.user:
+        args.add("--user", ctx.attr.user)
+    if ctx.attr.workdir:
+        args.add("--workdir", ctx.attr.workdir)
+    args.add_all(["--label=%s=%s" % (k, v) for k, v in sorted(ctx.attr.labels.items())])
+    args.add_all(["--annotation=%s=%s" % (k, v) for k, v in sorted(ctx.attr.annotations.items())])
+    # The platform defaults to the base image's; without a base, to linux/amd64.
+    for flag, value in [("--os", ctx.attr.os), ("--architecture", ctx.attr.architecture), ("--variant", ctx.attr.variant)]:
+        if value:
+            args.add(flag, value)
+    args.add("--created", ctx.attr.created)
+    ctx.actions.run(
+        executable = ctx.executable._tool,
+        arguments = [args],
+        inputs = inputs,
+        outputs = [out],
+        mnemonic = "OciImage",
+        progress_message = "Writing OCI image layout %{output}",
+    )
+    return [DefaultInfo(files = depset([out]), runfiles = ctx.runfiles(files = [out]))]
+
+oci_image = rule(
+    implementation = _oci_image_impl,
+    doc = "An OCI image layout directory (oci-layout, index.json, blobs/sha256/...) built from tar layers.",
+    attrs = {
+        "base": attr.label(allow_files = True, doc = "An oci_image to build on; its layers come first and its config is the starting point."),
+        "tars": attr.label_list(allow_files = [".tar", ".tar.gz", ".tgz", ".tar.zst"], doc = "Layers, in order, as tar files (plain, gzip or zstd)."),
+        "entrypoint": attr.string_list(doc = "The container's entrypoint. Setting it without `cmd` clears the base image's cmd."),
+        "cmd": attr.string_list(doc = "Default arguments to the entrypoint."),
+        "env": attr.string_dict(doc = "Environment variables, merged over the base image's by name."),
+        "user": attr.string(doc = "The user (name or uid[:gid]) the container runs as."),
+        "workdir": attr.string(doc = "The working directory of the container's process."),
+        "labels": attr.string_dict(doc = "Config labels, merged over the base image's."),
+        "annotations": attr.string_dict(doc = "Manifest annotations."),
+        "os": attr.string(doc = "The operating system the image runs on; default: the base's, else linux."),
+        "architecture": attr.string(doc = "The CPU architecture (GOARCH names: amd64, arm64); default: the base's, else amd64."),
+        "variant": attr.string(doc = "The CPU variant, e.g. v8 for arm64; default: the base's."),
+        "created": attr.string(default = "1970-01-01T00:00:00Z", doc = "The creation time recorded in the config; fixed so builds are reproducible."),
+        "_tool": attr.label(default = "//tools/oci:oci_layout", executable = True, cfg = "exec"),
+    },
+)
+
+def _oci_image_index_impl(ctx):
+    out = ctx.actions.declare_directory(ctx.label.name)
+    args = ctx.actions.args()
+    args.add("index")
+    args.add("--output", out.path)
+    for image in ctx.files.images:
+        args.add("--image", image.path)
+    ctx.actions.run(
+        executable = ctx.executable._tool,
+        arguments = [args],
+        inputs = ctx.files.images,
+        outputs = [out],
+        mnemonic = "OciIndex",
+        progress_message = "Writing OCI image index %{output}",
+    )
+    return [DefaultInfo(files = depset([out]), runfiles = ctx.runfiles(files = [out]))]
+
+oci_image_index = rule(
+    implementation = _oci_image_index_impl,
+    doc = "A multi-platform OCI image index layout over per-architecture oci_image targets.",
+    attrs = {
+        "images": attr.label_list(mandatory = True, allow_files = True, doc = "The oci_image targets, one per platform."),
+        "_tool": attr.label(default = "//tools/oci:oci_layout", executable = True, cfg = "exec"),
+    },
+)

@@ -1,0 +1,153 @@
+"""Runs container-structure-test against an OCI layout in a real Docker engine.
+
+The engine is the one DOCKER_HOST names, or else a private dockerd this process starts (as root) with its
+own data root, exec root and socket under a temporary directory, and stops again before it exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+ENGINE_START_TIMEOUT = 60.0
+
+
+class EngineError(Exception):
+    """No engine is available; the message says what is missing and how to provide one."""
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=5)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(5)
+        self.sock.connect(self.socket_path)
+
+
+def engine_answers(socket_path: str) -> bool:
+    """Whether the Docker API on `socket_path` answers its /_ping endpoint."""
+    connection = UnixHTTPConnection(socket_path)
+    try:
+        connection.request("GET", "/_ping")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+def dockerd_command(state: Path) -> list[str]:
+    # No bridge, NAT or forwarding: the engine must not touch the machine's network, and containers run
+    # without one.
+    return [
+        "dockerd", "--iptables=false", "--ip6tables=false", "--ip-forward=false", "--bridge=none",
+        "--data-root", str(state / "data"), "--exec-root", str(state / "exec"),
+        "--pidfile", str(state / "dockerd.pid"), "--host", f"unix://{state / 'docker.sock'}",
+        "--storage-driver", "vfs" if os.environ.get("STRUCTURE_TEST_VFS") else "overlay2",
+    ]
+
+
+def check_can_start_engine() -> None:
+    missing = []
+    if os.geteuid() != 0:
+        missing.append("root privileges to start a private dockerd")
+    if not shutil.which("dockerd"):
+        missing.append("dockerd (Debian's docker.io, part of the build root)")
+    if missing:
+        raise EngineError(
+            "No container engine for the structure tests: DOCKER_HOST is not set and this test cannot start "
+            f"one ({' and '.join(missing)} missing). Run the tests through tools/bazel as root, or point "
+            "DOCKER_HOST at a running engine, e.g. DOCKER_HOST=unix:///var/run/docker.sock tools/bazel test //...")
+
+
+@contextlib.contextmanager
+def private_engine() -> Iterator[str]:
+    """Starts dockerd and yields its DOCKER_HOST; stops it, and everything it started, on the way out."""
+    check_can_start_engine()
+    # Short path: a unix socket path must stay under 108 bytes.
+    state = Path(tempfile.mkdtemp(prefix="cst-engine-", dir="/tmp"))
+    log_path = state / "dockerd.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(dockerd_command(state), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_engine(process, str(state / "docker.sock"), log_path)
+        yield f"unix://{state / 'docker.sock'}"
+    finally:
+        stop_engine(process)
+        subprocess.run(["umount", "-R", "-l", str(state / "data")], stderr=subprocess.DEVNULL, check=False)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def wait_for_engine(process: subprocess.Popen[bytes], socket_path: str, log_path: Path) -> None:
+    deadline = time.monotonic() + ENGINE_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise EngineError(f"dockerd exited with {process.returncode} while starting:\n{tail(log_path)}")
+        if engine_answers(socket_path):
+            return
+        time.sleep(0.2)
+    raise EngineError(f"dockerd did not answer within {ENGINE_START_TIMEOUT:.0f} s:\n{tail(log_path)}")
+
+
+def stop_engine(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+    # dockerd's containerd and shims share its session: make sure none outlives the test.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, 9)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=5)
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def structure_test_command(binary: str, image: str, configs: list[str], driver: str) -> list[str]:
+    command = [binary, "test", "--driver", driver, "--image-from-oci-layout", image, "--no-color"]
+    for config in configs:
+        command += ["--config", config]
+    return command
+
+
+def run_structure_tests(binary: str, image: str, configs: list[str], driver: str) -> int:
+    command = structure_test_command(binary, image, configs, driver)
+    if driver != "docker" or os.environ.get("DOCKER_HOST"):
+        return subprocess.run(command).returncode
+    with private_engine() as docker_host:
+        return subprocess.run(command, env={**os.environ, "DOCKER_HOST": docker_host}).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--binary", required=True, help="the container-structure-test executable")
+    parser.add_argument("--image", required=True, help="OCI layout directory of the image under test")
+    parser.add_argument("--config", action="append", required=True, help="structure test YAML")
+    parser.add_argument("--driver", default="docker", choices=["docker", "tar"])
+    args = parser.parse_args(argv)
+    try:
+        return run_structure_tests(args.binary, args.image, args.config, args.driver)
+    except EngineError as error:
+        print(f"structure_test: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
