@@ -48,6 +48,9 @@ PASSED_VARIABLES = (
 )
 # A root with Bazel and the engine takes about 1.7 GB; the output base needs several more.
 REQUIRED_FREE_BYTES = 6 * 1024**3
+# Copied from the machine into the root on every run: name resolution, and the CA bundle, so downloads
+# (pip's included) trust what the machine trusts, e.g. a proxy's own certificate authority.
+HOST_FILES = ("/etc/resolv.conf", "/etc/hosts", "/etc/ssl/certs/ca-certificates.crt")
 APT_SOURCES = ("/etc/apt/sources.list", "/etc/apt/sources.list.d")
 
 
@@ -319,9 +322,9 @@ def configure_root(layout: CacheLayout, project: Path) -> None:
     for name in STUB_MODULES:
         write_if_changed(root / STUB_DIR.lstrip("/") / name / "MODULE.bazel", f'module(name = "{name}")\n')
         write_if_changed(root / STUB_DIR.lstrip("/") / name / "BUILD.bazel", "")
-    for name in ("resolv.conf", "hosts"):
+    for path in HOST_FILES:
         with contextlib.suppress(OSError):
-            write_if_changed(root / "etc" / name, Path("/etc", name).read_text())
+            write_if_changed(root / path.lstrip("/"), Path(path).read_text())
 
 
 # --- Entering the root ------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
 """Expands python/config.bzl into images: every Python version x architecture x variant."""
 
+load("@bazel_skylib//rules:expand_template.bzl", "expand_template")
+load("@bazel_skylib//rules:write_file.bzl", "write_file")
 load("@bullseye//:packages.bzl", bullseye = "PACKAGES")
 load("//python:config.bzl", "PYTHONS", "SOURCE_URL")
 load("//tools/debian:defs.bzl", "deb_closure", "deb_layer")
 load("//tools/image:defs.bzl", "base_files_layer", "ca_bundle_layer", "ld_so_cache_layer", "py_stdlib_prune", "pyc_layer", "symlinks_layer")
-load("//tools/oci:defs.bzl", "oci_image")
+load("//tools/oci:defs.bzl", "container_structure_test", "oci_image")
 
 _LOCKS = {"bullseye": bullseye}
 
@@ -30,6 +32,37 @@ def _labels(version, python_version):
 
 def _debs(packages, names):
     return [packages[name]["deb"] for name in names]
+
+def _package_tests(name, packages):
+    """Structure tests, as JSON (which is YAML), that every installed package is visible to scanners."""
+    tests = []
+    for package in packages:
+        tests.append({"name": package + " is registered", "path": "/var/lib/dpkg/status.d/" + package, "shouldExist": True})
+        tests.append({"name": package + " keeps its copyright", "path": "/usr/share/doc/%s/copyright" % package, "shouldExist": True})
+    write_file(
+        name = name,
+        out = name + ".yaml",
+        content = [json.encode({"schemaVersion": "2.0.0", "fileExistenceTests": tests})],
+    )
+
+def _structure_tests(prefix, config, python_version, packages):
+    expand_template(
+        name = prefix + "_python_tests",
+        out = prefix + "_python_tests.yaml",
+        template = "//tests:python.yaml",
+        substitutions = {
+            "{PYTHON}": config.python,
+            "{PYTHON_VERSION}": python_version,
+            "{STDLIB}": "/usr/lib/" + config.python,
+        },
+    )
+    _package_tests(prefix + "_package_tests", packages)
+    common = [prefix + "_python_tests", prefix + "_package_tests"]
+
+    # Command tests start a private Docker engine, which needs the build root itself, not a sandbox.
+    tags = ["no-sandbox", "requires-engine"]
+    container_structure_test(name = prefix + "_test", image = prefix, configs = common + ["//tests:root.yaml"], tags = tags)
+    container_structure_test(name = prefix + "_nonroot_test", image = prefix + "_nonroot", configs = common + ["//tests:nonroot.yaml"], tags = tags)
 
 def python_image(version, config, arch):
     """The layers and images of one Python version for one architecture."""
@@ -60,12 +93,13 @@ def python_image(version, config, arch):
         python = "usr/bin/" + config.python,
         stdlib = "usr/lib/" + config.python,
     )
+    python_version = _upstream_version(packages[config.python + "-minimal"]["version"])
     oci_image(
         name = prefix,
         tars = layers + [prefix + "_ld_so_cache", prefix + "_pyc"],
         entrypoint = ["/usr/bin/" + config.python],
         env = _ENV,
-        labels = _labels(version, _upstream_version(packages[config.python + "-minimal"]["version"])),
+        labels = _labels(version, python_version),
         architecture = arch,
         variant = "v8" if arch == "arm64" else None,
     )
@@ -75,6 +109,7 @@ def python_image(version, config, arch):
         user = "65532",
         workdir = "/home/nonroot",
     )
+    _structure_tests(prefix, config, python_version, system + python)
 
 def python_images():
     """Every image in PYTHONS; //python:<version> names the amd64 image."""

@@ -242,8 +242,8 @@ class ReleaseInfo:
     all_in_arch_indices: bool  # Architecture: all packages are listed in each arch's Packages
 
 
-def verify_signed_text(signed: bytes, keyring: Path, url: str) -> str:
-    """Returns the text of a clearsigned document that gpgv verified against `keyring`, and nothing else of it."""
+def verify_signed_text(signed: bytes, keyring: Path, url: str) -> tuple[str, list[str]]:
+    """The text gpgv verified in a clearsigned document (and nothing else of it), and who signed it."""
     if not keyring.is_file():
         raise LockError(f"keyring {keyring} does not exist; install debian-archive-keyring or pass --keyring")
     with tempfile.TemporaryDirectory(prefix="lock-gpgv-") as home:
@@ -258,13 +258,16 @@ def verify_signed_text(signed: bytes, keyring: Path, url: str) -> str:
             )
         except FileNotFoundError:
             raise LockError("gpgv is not installed; it is part of the build root (tools/build_root.packages)") from None
-    status = result.stderr.decode(errors="replace")
-    if result.returncode != 0 or "[GNUPG:] VALIDSIG" not in status:
+    status = result.stderr.decode(errors="replace").splitlines()
+    signers = [line.split(" ", 3)[3] for line in status if line.startswith("[GNUPG:] GOODSIG ")]
+    # Archives sign with several keys while they rotate them, and gpgv exits non-zero when the keyring lacks
+    # any one of them; like apt, one good signature and no bad one are what count.
+    if not signers or any(line.startswith("[GNUPG:] BADSIG ") for line in status):
         raise LockError(
             f"{url}: bad or untrusted OpenPGP signature (gpgv exit {result.returncode}); the mirror may be "
             f"tampered with or {keyring} lacks the archive's key"
         )
-    return result.stdout.decode()
+    return result.stdout.decode(), signers
 
 
 def parse_release(text: str, source: Source, url: str) -> ReleaseInfo:
@@ -361,8 +364,8 @@ class ArchiveReader:
         key = (source.archive, source.suite)
         if key not in self.releases:
             url = f"{mirror_url(source.archive)}/dists/{source.suite}/InRelease"
-            text = verify_signed_text(fetch(url, MIRROR_ENV_VARS[source.archive]), self.keyring, url)
-            log(f"verified {url}")
+            text, signers = verify_signed_text(fetch(url, MIRROR_ENV_VARS[source.archive]), self.keyring, url)
+            log(f"verified {url} (signed by {'; '.join(signers)})")
             self.releases[key] = parse_release(text, source, url)
         return self.releases[key]
 

@@ -2,10 +2,15 @@
 
 The layers are unpacked into a temporary root and the image's python runs chrooted into it, so the
 image's own libc and interpreter compile the files, and every code object's co_filename is the path
-inside the image (/usr/lib/python3.9/...). Compilation is what `compileall -f --invalidation-mode
-unchecked-hash` does, at optimization level 0 only, in one process with PYTHONHASHSEED=0, so two runs
-give identical bytes: unchecked-hash pycs hold no source mtime, and the fixed hash seed fixes the order
-in which marshal writes frozenset constants.
+inside the image (/usr/lib/python3.9/...). The driver run there walks the tree in sorted order and calls
+py_compile on each .py file, as `compileall -f --invalidation-mode unchecked-hash -o 0` would, but
+reporting each failure by file so test data can be told apart. Optimization level 0 only.
+
+Reproducible: unchecked-hash pycs hold no source mtime, PYTHONHASHSEED=0 fixes the order in which
+marshal writes set and frozenset constants (without it about 5% of the files differ between runs), and
+one process compiles everything in a fixed order. That last part matters: marshal's back-references
+depend on reference counts, so a file's pyc bytes can depend on which files were compiled before it in
+the same process. Same layers in, same bytes out; but pruning one file may change the bytes of others.
 
 The output layer holds only the .pyc files that are new or changed, and their __pycache__ directories.
 
@@ -39,8 +44,8 @@ PYTHON_FLAGS = ["-S", "-B"]
 PYTHON_ENV = {"PYTHONHASHSEED": "0", "PYTHONUTF8": "1"}
 
 # Runs inside the image, so it must work on every Python the project ships (3.9 and later).
-# It walks the tree in sorted order (the order the files are compiled in is part of what makes
-# the output reproducible) and compiles each .py file like compileall.compile_file does.
+# Like compileall it skips __pycache__, does not descend into symlinked directories, and compiles
+# .py symlinks to files; unlike it, it reports every failure by path.
 DRIVER = r"""
 import json, os, py_compile, sys
 top = sys.argv[1]

