@@ -51,6 +51,7 @@ REQUIRED_FREE_BYTES = 6 * 1024**3
 # Copied from the machine into the root on every run: name resolution, and the CA bundle, so downloads
 # (pip's included) trust what the machine trusts, e.g. a proxy's own certificate authority.
 HOST_FILES = ("/etc/resolv.conf", "/etc/hosts", "/etc/ssl/certs/ca-certificates.crt")
+DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock"
 APT_SOURCES = ("/etc/apt/sources.list", "/etc/apt/sources.list.d")
 
 
@@ -339,7 +340,11 @@ mount -t proc proc "$root/proc"
 mount --rbind /dev "$root/dev"
 mount --rbind /sys "$root/sys"
 while [ "$1" != "--" ]; do
-  mkdir -p "$root$1"
+  if [ -d "$1" ]; then
+    mkdir -p "$root$1"
+  else
+    mkdir -p "$root$(dirname "$1")" && touch "$root$1"
+  fi
   mount --bind "$1" "$root$1"
   shift
 done
@@ -358,10 +363,17 @@ def enter_command(layout: CacheLayout, project: Path, environment: dict[str, str
     namespace = ["unshare", "--mount", "--propagation", "private"]
     if not is_root:
         namespace[1:1] = ["--user", "--map-root-user"]
-    binds = [str(project), str(layout.output_user_root), str(layout.repository_cache)]
+    binds = [str(project), str(layout.output_user_root), str(layout.repository_cache), *engine_sockets(environment)]
     env = ["env", "-i", *(f"{key}={value}" for key, value in sorted(environment.items()))]
     return [*namespace, "/bin/sh", "-c", ENTER_SCRIPT, "enter-root", str(layout.root), str(project), *binds, "--",
             *env, "bazel", *argv]
+
+
+def engine_sockets(environment: dict[str, str], default: str = DEFAULT_DOCKER_SOCKET) -> list[str]:
+    """The machine's Docker socket, bound into the root so `bazel run` targets (oci_load) reach its engine."""
+    host = environment.get("DOCKER_HOST", "unix://" + default)
+    path = host.removeprefix("unix://")
+    return [path] if host.startswith("unix://") and os.path.exists(path) else []
 
 
 def root_environment(environ: dict[str, str], mirrors: dict[str, str]) -> dict[str, str]:

@@ -6,7 +6,7 @@ load("@bullseye//:packages.bzl", bullseye = "PACKAGES")
 load("//python:config.bzl", "PYTHONS", "SOURCE_URL")
 load("//tools/debian:defs.bzl", "deb_closure", "deb_layer")
 load("//tools/image:defs.bzl", "base_files_layer", "ca_bundle_layer", "ld_so_cache_layer", "py_stdlib_prune", "pyc_layer", "symlinks_layer")
-load("//tools/oci:defs.bzl", "container_structure_test", "oci_image")
+load("//tools/oci:defs.bzl", "container_structure_test", "oci_image", "oci_load", "oci_push")
 
 _LOCKS = {"bullseye": bullseye}
 
@@ -111,11 +111,23 @@ def python_image(version, config, arch):
     )
     _structure_tests(prefix, config, python_version, system + python)
 
+def image_tags():
+    """Image target -> the tags :push gives it: <version>[-nonroot], and latest for the newest version."""
+    newest = sorted(PYTHONS.keys(), key = lambda version: [int(part) for part in version.split(".")])[-1]
+    tags = {}
+    for version in PYTHONS:
+        tags["//python:" + version] = [version] + (["latest"] if version == newest else [])
+        tags["//python:%s-nonroot" % version] = [version + "-nonroot"] + (["latest-nonroot"] if version == newest else [])
+    return tags
+
 def python_images():
     """Every image in PYTHONS; //python:<version> names the amd64 image."""
     base_files_layer(name = "base_files")
     for version, config in PYTHONS.items():
         for arch in config.archs:
             python_image(version, config, arch)
-        native.alias(name = version, actual = version + "_amd64")
-        native.alias(name = version + "-nonroot", actual = version + "_amd64_nonroot")
+        for variant in ["", "-nonroot"]:
+            name = version + variant
+            native.alias(name = name, actual = version + "_amd64" + variant.replace("-", "_"))
+            oci_load(name = name + "_load", image = name, repo_tags = ["distroless/python:" + name])
+            oci_push(name = name + "_push", image = name, remote_tags = image_tags()["//python:" + name])

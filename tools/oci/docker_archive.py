@@ -1,6 +1,6 @@
 """Converts an OCI image layout into a docker-archive tar that `docker load` accepts (Docker 20.10 and later).
 
-    docker_archive --layout DIR --tag REPO:TAG [--platform OS/ARCH[/VARIANT]] --output archive.tar
+    docker_archive --layout DIR --tag REPO:TAG [--tag REPO:TAG...] [--platform OS/ARCH[/VARIANT]] --output archive.tar
 
 The archive holds `manifest.json` ([{"Config", "RepoTags", "Layers"}]), the image config as
 `<config hex>.json` (unchanged, so the loaded image ID is the OCI config digest) and each layer
@@ -61,7 +61,7 @@ def archive_layer(image: Image, desc: dict[str, Any]) -> bytes:
     return data
 
 
-def docker_archive(image: Image, tag: str) -> tarball.Layer:
+def docker_archive(image: Image, tags: list[str]) -> tarball.Layer:
     archive = tarball.Layer()
     config_name = f"{digest_hex(image.manifest['config']['digest'])}.json"
     archive.add_file(config_name, image.layout.read_blob(image.manifest["config"]))
@@ -71,7 +71,7 @@ def docker_archive(image: Image, tag: str) -> tarball.Layer:
         name = f"blobs/sha256/{digest_hex(sha256_digest(data))}"
         archive.add_file(name, data)
         layer_names.append(name)
-    manifest = [{"Config": config_name, "RepoTags": [tag], "Layers": layer_names}]
+    manifest = [{"Config": config_name, "RepoTags": tags, "Layers": layer_names}]
     archive.add_file("manifest.json", canonical_json(manifest))
     return archive
 
@@ -79,7 +79,7 @@ def docker_archive(image: Image, tag: str) -> tarball.Layer:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="docker_archive", description=__doc__.split("\n\n")[0])
     parser.add_argument("--layout", required=True, help="OCI image layout (one image, or an index)")
-    parser.add_argument("--tag", required=True, help="REPOSITORY:TAG that `docker load` gives the image")
+    parser.add_argument("--tag", required=True, action="append", help="REPOSITORY:TAG that `docker load` gives the image (repeatable)")
     parser.add_argument("--platform", help="OS/ARCH[/VARIANT] to pick from an index, e.g. linux/amd64")
     parser.add_argument("--output", required=True, help="archive to write")
     return parser.parse_args(argv)
@@ -88,11 +88,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        tag = check_tag(args.tag)
+        tags = [check_tag(tag) for tag in args.tag]
         platform = Platform.parse(args.platform) if args.platform else None
         image = select_image(Layout(Path(args.layout)), platform)
         # Layer.write gives the archive the project's tar conventions: sorted, mtime 0, root-owned.
-        docker_archive(image, tag).write(Path(args.output), compression="none")
+        docker_archive(image, tags).write(Path(args.output), compression="none")
     except LayoutError as error:
         print(f"docker_archive: error: {error}", file=sys.stderr)
         return 1

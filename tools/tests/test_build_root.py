@@ -198,6 +198,15 @@ def test_enter_command_binds_project_and_caches_and_passes_arguments() -> None:
     assert "env" in command and "-i" in command
 
 
+def test_engine_socket_is_bound_only_when_it_exists(tmp_path: Path) -> None:
+    socket_path = tmp_path / "docker.sock"
+    assert build_root.engine_sockets({}, default=str(socket_path)) == []
+    socket_path.touch()
+    assert build_root.engine_sockets({}, default=str(socket_path)) == [str(socket_path)]
+    assert build_root.engine_sockets({"DOCKER_HOST": f"unix://{socket_path}"}, default="/nonexistent") == [str(socket_path)]
+    assert build_root.engine_sockets({"DOCKER_HOST": "tcp://127.0.0.1:2375"}, default=str(socket_path)) == []
+
+
 def test_unprivileged_user_enters_through_a_user_namespace() -> None:
     layout = build_root.CacheLayout(Path("/cache"), "abc")
     command = build_root.enter_command(layout, Path("/p"), {}, ["version"], is_root=False)
