@@ -123,7 +123,11 @@ def tail(path: Path, lines: int = 20) -> str:
 
 def image_tag(test_target: str) -> str:
     """A tag unique to the test target, so tests sharing one engine never load over each other's image."""
-    name = re.sub(r"[^a-z0-9._-]+", "-", test_target.lower()).strip("-.") or "image"
+    # Each run of other characters becomes a separator the reference grammar allows between two
+    # alphanumerics ('.', '_', '__' or dashes), else '-'; the name must start and end alphanumeric.
+    separator = re.compile(r"[._]|__|-+")
+    name = re.sub(r"[^a-z0-9]+", lambda run: run[0] if separator.fullmatch(run[0]) else "-",
+                  test_target.lower()).strip("-._") or "image"
     # CST insists on an explicit registry; nothing is ever pulled from or pushed to it.
     return f"structure-test.invalid/{name}:latest"
 
