@@ -36,11 +36,11 @@ class Target:
 
 
 def check_target(target: Target) -> None:
-    if not REPOSITORY.match(target.repository):
+    if not REPOSITORY.fullmatch(target.repository):
         raise PushError(f"'{target.repository}' is not a valid repository (lowercase path components, optionally "
                         "after a registry host[:port], e.g. 127.0.0.1:5000/distroless/python); fix --repository")
     for tag in target.tags:
-        if not TAG.match(tag):
+        if not TAG.fullmatch(tag):
             raise PushError(f"'{tag}' is not a valid tag for {target.repository} (letters, digits, '_', '.', '-', "
                             "at most 128, not starting with '.' or '-'); fix --tag")
 
