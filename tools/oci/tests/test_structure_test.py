@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import platform
 import re
 import shutil
 import socketserver
@@ -164,14 +165,28 @@ def recording_binary(directory: Path, status: int) -> tuple[Path, Path]:
     return binary, record
 
 
+@pytest.fixture
+def layout(build_image) -> str:
+    """A real OCI layout of this machine's architecture, so its containers could run here."""
+    architecture = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    return str(build_image("image", "--architecture", architecture))
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> str:
+    path = tmp_path / "a.yaml"
+    path.write_text('schemaVersion: "2.0.0"\ncommandTests:\n  - name: t\n    command: "true"\n')
+    return str(path)
+
+
 def test_main_without_engine_fails_with_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], layout: str, config: str
 ) -> None:
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     fake_environment(monkeypatch, euid=1000, dockerd=None)
     binary, record = recording_binary(tmp_path, 0)
 
-    status = structure_test.main(["--binary", str(binary), "--image", "layout", "--config", "a.yaml"])
+    status = structure_test.main(["--binary", str(binary), "--image", layout, "--config", config])
 
     assert status == 1
     assert not record.exists(), "container-structure-test ran without an engine"
@@ -184,27 +199,29 @@ def test_main_without_engine_fails_with_one_line(
 
 
 def test_main_uses_the_engine_docker_host_names(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str, config: str
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///run/some.sock")
     monkeypatch.setenv("TEST_TARGET", "//:t")
     fake_environment(monkeypatch, euid=1000, dockerd=None)  # no private engine could start, and none is needed
     binary, record = recording_binary(tmp_path, 7)
 
-    status = structure_test.main(["--binary", str(binary), "--image", "lay", "--config", "a.yaml", "--config", "b.yaml"])
+    status = structure_test.main(["--binary", str(binary), "--image", layout, "--config", config, "--config", config])
 
     assert status == 7
     lines = record.read_text().splitlines()
     assert lines[0] == "DOCKER_HOST=unix:///run/some.sock"
-    assert lines[1:] == structure_test.structure_test_command(str(binary), "lay", ["a.yaml", "b.yaml"], "docker")[1:]
+    assert lines[1:] == structure_test.structure_test_command(str(binary), layout, [config, config], "docker")[1:]
 
 
-def test_main_tar_driver_needs_no_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_main_tar_driver_needs_no_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str, config: str
+) -> None:
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     fake_environment(monkeypatch, euid=1000, dockerd=None)
     binary, record = recording_binary(tmp_path, 0)
 
-    assert structure_test.main(["--binary", str(binary), "--image", "lay", "--config", "a.yaml", "--driver", "tar"]) == 0
+    assert structure_test.main(["--binary", str(binary), "--image", layout, "--config", config, "--driver", "tar"]) == 0
     lines = record.read_text().splitlines()
     assert lines[0] == "DOCKER_HOST="
     assert lines[lines.index("--driver") + 1] == "tar"
