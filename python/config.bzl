@@ -1,4 +1,10 @@
-"""The Python images: one entry per Python version. Adding a version is one entry here plus one lock."""
+"""The Python images: one entry per Python version. Adding a version is one entry here plus one lock.
+
+Each entry: the Debian `distribution` whose lock it uses (debian_packages/<distribution>), the `python`
+executable, `archs`, whether the release is `merged_usr` (bookworm and later), the `system_packages` and
+`python_packages` (roots of the lock's dependency closure), the stdlib paths to `pruned`, and whether the
+version is `experimental` (tagged <version>-experimental and never `latest`).
+"""
 
 # Where the project's source lives, recorded in each image's org.opencontainers.image.source label;
 # left empty (and the label omitted) until the project has a public home.
@@ -7,33 +13,44 @@ SOURCE_URL = ""
 # Present in every image whatever the Python version: what distroless's base image holds, plus dash for
 # os.system and shell=True, libc-bin for ldconfig (ctypes.util.find_library), libgomp1 for wheels like
 # LightGBM, and the manylinux2014 libraries wheels may link without vendoring them, except X11 and GL
-# (a server image has no display). The mapping of library to package is in the distribution's manifest.
-_COMMON_PACKAGES = [
-    "base-files",
-    "ca-certificates",
-    "dash",
-    "libc-bin",
-    "libc6",
-    "libgcc-s1",
-    "libglib2.0-0",
-    "libgomp1",
-    "libstdc++6",
-    "netbase",
-    "tzdata",
-]
+# (a server image has no display). The mapping of library to package is in each release's manifest.
+def _system_packages(glib):
+    return [
+        "base-files",
+        "ca-certificates",
+        "dash",
+        "libc-bin",
+        "libc6",
+        "libgcc-s1",
+        glib,  # renamed libglib2.0-0t64 by trixie's 64-bit time_t transition
+        "libgomp1",
+        "libstdc++6",
+        "netbase",
+        "tzdata",
+    ]
+
+def _python(distribution, version, merged_usr, glib = "libglib2.0-0", experimental = False, archs = ["amd64", "arm64"]):
+    python = "python" + version
+    return struct(
+        distribution = distribution,
+        python = python,
+        archs = archs,
+        experimental = experimental,
+        merged_usr = merged_usr,
+        system_packages = _system_packages(glib),
+        python_packages = [python + "-minimal", "lib%s-minimal" % python, "lib%s-stdlib" % python],
+        # Of the parts we prune (idlelib, ensurepip, lib2to3 and 2to3, tkinter, turtle, turtledemo), Debian's
+        # libpythonX.Y-stdlib ships only turtle.py: it splits the rest into packages the image leaves out
+        # (idle-pythonX.Y, python3-lib2to3, python3-tk, pythonX.Y-venv, pythonX.Y-examples). The structure
+        # tests check that none of them imports; the prune rule fails if turtle.py goes missing.
+        pruned = ["usr/lib/%s/turtle.py" % python],
+    )
 
 PYTHONS = {
-    "3.9": struct(
-        distribution = "bullseye",
-        python = "python3.9",
-        archs = ["amd64"],
-        merged_usr = False,
-        system_packages = _COMMON_PACKAGES,
-        python_packages = ["python3.9-minimal", "libpython3.9-minimal", "libpython3.9-stdlib"],
-        # Of the parts we prune, bullseye's libpython3.9-stdlib ships only turtle.py: Debian already splits
-        # idlelib (idle-python3.9), lib2to3 and 2to3 (python3-lib2to3), tkinter (python3-tk), ensurepip
-        # (python3.9-venv) and turtledemo (python3.9-examples) into packages the image leaves out. The
-        # structure tests check that none of them imports. The prune rule fails if turtle.py goes missing.
-        pruned = ["usr/lib/python3.9/turtle.py"],
-    ),
+    # amd64 only: see debian_packages/bullseye/manifest.yaml.
+    "3.9": _python("bullseye", "3.9", merged_usr = False, archs = ["amd64"]),
+    "3.11": _python("bookworm", "3.11", merged_usr = True),
+    "3.13": _python("trixie", "3.13", merged_usr = True, glib = "libglib2.0-0t64"),
+    # Debian testing: its packages move, so the image is tagged 3.14-experimental and never latest.
+    "3.14": _python("forky", "3.14", merged_usr = True, glib = "libglib2.0-0t64", experimental = True),
 }

@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.request
@@ -67,6 +68,22 @@ def local_digest(layout: str) -> str:
     return json.loads(Path(layout, "index.json").read_text())["manifests"][0]["digest"]
 
 
+def blob(layout: str, digest: str) -> bytes:
+    return Path(layout, "blobs", "sha256", digest.split(":")[1]).read_bytes()
+
+
+def image_manifests(layout: str) -> list[dict]:
+    """The image manifests a layout holds, looking through (nested) indexes."""
+    pending, manifests = [local_digest(layout)], []
+    while pending:
+        document = json.loads(blob(layout, pending.pop()))
+        if "manifests" in document:
+            pending += [descriptor["digest"] for descriptor in document["manifests"]]
+        else:
+            manifests.append(document)
+    return manifests
+
+
 def crane(*args: str) -> str:
     return subprocess.run(["crane", *args], capture_output=True, text=True, check=True).stdout.strip()
 
@@ -100,12 +117,19 @@ def test_pulled_image_equals_the_local_one(registry: str, tmp_path: Path) -> Non
     reference = f"{registry}/pulled/{name}:{tags.split(',')[0]}"
     assert run_push("--repository", f"{registry}/pulled").returncode == 0
     crane("validate", "--remote", reference)
-    crane("pull", "--format", "oci", reference, str(tmp_path / "pulled"))
-    assert local_digest(str(tmp_path / "pulled")) == local_digest(layout)
-    manifest = json.loads(crane("manifest", reference))
-    for layer in manifest["layers"]:
-        blob = Path(layout, "blobs", "sha256", layer["digest"].split(":")[1]).read_bytes()
-        assert hashlib.sha256(blob).hexdigest() == layer["digest"].split(":")[1]
+    assert crane("digest", reference) == local_digest(layout)
+    assert json.loads(crane("manifest", reference)) == json.loads(blob(layout, local_digest(layout)))
+    for manifest in image_manifests(layout):
+        config = manifest["config"]["digest"]
+        architecture = json.loads(blob(layout, config))["architecture"]
+        pulled = tmp_path / f"{architecture}.tar"
+        crane("pull", "--platform", f"linux/{architecture}", "--format", "tarball", reference, str(pulled))
+        # The pulled image is byte for byte the local one: its config and every (compressed) layer.
+        with tarfile.open(pulled) as archive:
+            pulled_manifest = json.loads(archive.extractfile("manifest.json").read())[0]
+            assert archive.extractfile(pulled_manifest["Config"]).read() == blob(layout, config)
+            pulled_layers = [hashlib.sha256(archive.extractfile(name).read()).hexdigest() for name in pulled_manifest["Layers"]]
+        assert pulled_layers == [layer["digest"].split(":")[1] for layer in manifest["layers"]]
 
 
 def upload_blob(registry: str, repository: str, data: bytes) -> None:
@@ -127,15 +151,14 @@ def test_interrupted_push_completes_when_run_again(registry: str) -> None:
     name, tags = destination.split(":")
     prefix = f"{registry}/resumed"
     manifest_digest = local_digest(layout)
-    manifest = json.loads(Path(layout, "blobs", "sha256", manifest_digest.split(":")[1]).read_text())
-    first_layer = manifest["layers"][0]["digest"].split(":")[1]
-    upload_blob(registry, f"resumed/{name}", Path(layout, "blobs", "sha256", first_layer).read_bytes())
+    first_layer = image_manifests(layout)[0]["layers"][0]["digest"]
+    upload_blob(registry, f"resumed/{name}", blob(layout, first_layer))
     missing_tag = subprocess.run(["crane", "digest", f"{prefix}/{name}:{tags.split(',')[0]}"], capture_output=True)
     assert missing_tag.returncode != 0, "the tag exists before the push completed"
 
     result = run_push("--repository", prefix)
     assert result.returncode == 0, result.stderr
-    assert f"existing blob: sha256:{first_layer}" in result.stderr
+    assert f"existing blob: {first_layer}" in result.stderr
     assert crane("digest", f"{prefix}/{name}:{tags.split(',')[0]}") == manifest_digest
 
 

@@ -1,18 +1,40 @@
-"""Expands python/config.bzl into images: every Python version x architecture x variant."""
+"""Expands python/config.bzl into images: every Python version x architecture x variant.
+
+For version V (e.g. 3.9) and variant S ("", "-nonroot", "-debug", "-debug-nonroot"):
+  //python:V<S>                     the multi-architecture OCI image index, tagged V<S> by :push
+  //python:V_<arch><_s>             the per-architecture image, e.g. //python:3.9_arm64_debug
+  //python:V_<arch><_s>_test        its structure tests
+  //python:V<S>_load, V<S>_push     docker load (amd64) and push of the index
+  //python:V.sbom                   the SPDX SBOM of the amd64 image
+"""
 
 load("@bazel_skylib//rules:expand_template.bzl", "expand_template")
 load("@bazel_skylib//rules:write_file.bzl", "write_file")
+load("@bookworm//:packages.bzl", bookworm = "PACKAGES")
 load("@bullseye//:packages.bzl", bullseye = "PACKAGES")
+load("@forky//:packages.bzl", forky = "PACKAGES")
+load("@trixie//:packages.bzl", trixie = "PACKAGES")
 load("//python:config.bzl", "PYTHONS", "SOURCE_URL")
+load("//python/private:sbom.bzl", "spdx_sbom")
 load("//tools/debian:defs.bzl", "deb_closure", "deb_layer")
 load("//tools/image:defs.bzl", "base_files_layer", "ca_bundle_layer", "ld_so_cache_layer", "py_stdlib_prune", "pyc_layer", "symlinks_layer")
-load("//tools/oci:defs.bzl", "container_structure_test", "oci_image", "oci_load", "oci_push")
+load("//tools/oci:defs.bzl", "container_structure_test", "oci_image", "oci_image_index", "oci_load", "oci_push")
 
-_LOCKS = {"bullseye": bullseye}
+_LOCKS = {
+    "bookworm": bookworm,
+    "bullseye": bullseye,
+    "forky": forky,
+    "trixie": trixie,
+}
 
-_ENV = {
-    "LANG": "C.UTF-8",
-    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Variant suffix -> (debug, nonroot).
+VARIANTS = {
+    "": struct(debug = False, nonroot = False),
+    "-nonroot": struct(debug = False, nonroot = True),
+    "-debug": struct(debug = True, nonroot = False),
+    "-debug-nonroot": struct(debug = True, nonroot = True),
 }
 
 def _upstream_version(debian_version):
@@ -33,6 +55,14 @@ def _labels(version, python_version):
 def _debs(packages, names):
     return [packages[name]["deb"] for name in names]
 
+def _target(version, arch, variant):
+    """3.9, amd64, -debug-nonroot -> 3.9_amd64_debug_nonroot"""
+    return "%s_%s%s" % (version, arch, variant.replace("-", "_"))
+
+def tag(version, variant):
+    """The tag :push gives an image: 3.9-nonroot, or 3.14-experimental-debug for an experimental version."""
+    return version + ("-experimental" if PYTHONS[version].experimental else "") + variant
+
 def _package_tests(name, packages):
     """Structure tests, as JSON (which is YAML), that every installed package is visible to scanners."""
     tests = []
@@ -45,60 +75,10 @@ def _package_tests(name, packages):
         content = [json.encode({"schemaVersion": "2.0.0", "fileExistenceTests": tests})],
     )
 
-def _purl(name, version, arch, distribution):
-    return "pkg:deb/debian/%s@%s?arch=%s&distro=%s" % (name, version.replace(":", "%3A").replace("+", "%2B"), arch, distribution)
-
-def _sbom(name, image_name, packages, names, arch, distribution):
-    """An SPDX 2.3 JSON SBOM of the image's Debian packages, made from the lock alone (so it is reproducible)."""
-    spdx_packages = [{
-        "SPDXID": "SPDXRef-Image",
-        "name": image_name,
-        "versionInfo": arch,
-        "downloadLocation": "NOASSERTION",
-        "licenseConcluded": "GPL-3.0-or-later",
-        "licenseDeclared": "GPL-3.0-or-later",
-        "copyrightText": "NOASSERTION",
-        "primaryPackagePurpose": "CONTAINER",
-    }]
-    relationships = [{"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": "SPDXRef-Image"}]
-    for package in names:
-        version = packages[package]["version"]
-        spdx_id = "SPDXRef-Package-" + "".join([c if c.isalnum() or c in ".-" else "-" for c in package.elems()])
-        spdx_packages.append({
-            "SPDXID": spdx_id,
-            "name": package,
-            "versionInfo": version,
-            "supplier": "Organization: Debian",
-            "downloadLocation": "NOASSERTION",
-            "licenseConcluded": "NOASSERTION",
-            "licenseDeclared": "NOASSERTION",
-            "copyrightText": "NOASSERTION",
-            "checksums": [{"algorithm": "SHA256", "checksumValue": packages[package]["sha256"]}],
-            "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": _purl(package, version, arch, distribution)}],
-        })
-        relationships.append({"spdxElementId": "SPDXRef-Image", "relationshipType": "CONTAINS", "relatedSpdxElement": spdx_id})
-
-    # The namespace must be unique per document: derive it from the package set, not from time or randomness.
-    fingerprint = hash(json.encode([packages[package]["sha256"] for package in names]))
-    write_file(
-        name = name,
-        out = name + ".spdx.json",
-        content = [json.encode_indent({
-            "spdxVersion": "SPDX-2.3",
-            "dataLicense": "CC0-1.0",
-            "SPDXID": "SPDXRef-DOCUMENT",
-            "name": image_name,
-            "documentNamespace": "urn:distroless-python:sbom:%s:%s:%d" % (image_name, arch, fingerprint),
-            "creationInfo": {"created": "1970-01-01T00:00:00Z", "creators": ["Tool: distroless-python images.bzl"]},
-            "packages": spdx_packages,
-            "relationships": relationships,
-        }, indent = "  ")],
-    )
-
-def _structure_tests(prefix, config, python_version, packages):
+def _python_tests(name, config, python_version):
     expand_template(
-        name = prefix + "_python_tests",
-        out = prefix + "_python_tests.yaml",
+        name = name,
+        out = name + ".yaml",
         template = "//tests:python.yaml",
         substitutions = {
             "{PYTHON}": config.python,
@@ -106,16 +86,9 @@ def _structure_tests(prefix, config, python_version, packages):
             "{STDLIB}": "/usr/lib/" + config.python,
         },
     )
-    _package_tests(prefix + "_package_tests", packages)
-    common = [prefix + "_python_tests", prefix + "_package_tests"]
 
-    # Command tests start a private Docker engine, which needs the build root itself, not a sandbox.
-    tags = ["no-sandbox", "requires-engine"]
-    container_structure_test(name = prefix + "_test", image = prefix, configs = common + ["//tests:root.yaml"], tags = tags)
-    container_structure_test(name = prefix + "_nonroot_test", image = prefix + "_nonroot", configs = common + ["//tests:nonroot.yaml"], tags = tags)
-
-def python_image(version, config, arch):
-    """The layers and images of one Python version for one architecture."""
+def _layers(version, config, arch):
+    """The layers every variant of one version and architecture shares; returns their labels."""
     packages = _LOCKS[config.distribution][arch]
     prefix = "%s_%s" % (version, arch)
     system = deb_closure(packages, config.system_packages)
@@ -136,50 +109,83 @@ def python_image(version, config, arch):
         prefix + "_ca_bundle",
         prefix + "_python_symlinks",
     ]
-    ld_so_cache_layer(name = prefix + "_ld_so_cache", layers = layers)
+    ld_so_cache_layer(name = prefix + "_ld_so_cache", layers = layers, architecture = arch)
     pyc_layer(
         name = prefix + "_pyc",
         layers = layers,
         python = "usr/bin/" + config.python,
         stdlib = "usr/lib/" + config.python,
-    )
-    python_version = _upstream_version(packages[config.python + "-minimal"]["version"])
-    oci_image(
-        name = prefix,
-        tars = layers + [prefix + "_ld_so_cache", prefix + "_pyc"],
-        entrypoint = ["/usr/bin/" + config.python],
-        env = _ENV,
-        labels = _labels(version, python_version),
         architecture = arch,
-        variant = "v8" if arch == "arm64" else None,
     )
+
+    # The debug variants' busybox, with /busybox/sh as distroless has it.
+    busybox = deb_closure(packages, ["busybox-static"])
+    deb_layer(name = prefix + "_busybox_deb", debs = _debs(packages, busybox), merged_usr = config.merged_usr)
+    symlinks_layer(name = prefix + "_busybox_links", symlinks = {"busybox/sh": "/bin/busybox", "busybox/busybox": "/bin/busybox"})
+
+    python_version = _upstream_version(packages[config.python + "-minimal"]["version"])
+    _python_tests(prefix + "_python_tests", config, python_version)
+    _package_tests(prefix + "_package_tests", system + python)
+    _package_tests(prefix + "_debug_package_tests", busybox)
+    spdx_sbom(prefix + "_sbom", "distroless/python:" + tag(version, ""), packages, sorted(system + python), arch, config.distribution)
+    return struct(layers = layers + [prefix + "_ld_so_cache", prefix + "_pyc"], python_version = python_version)
+
+def _variant_image(version, config, arch, variant, shared):
+    settings = VARIANTS[variant]
+    prefix = "%s_%s" % (version, arch)
+    name = _target(version, arch, variant)
+    tars = shared.layers + ([prefix + "_busybox_deb", prefix + "_busybox_links"] if settings.debug else [])
     oci_image(
-        name = prefix + "_nonroot",
-        base = prefix,
-        user = "65532",
-        workdir = "/home/nonroot",
+        name = name,
+        tars = tars,
+        entrypoint = ["/usr/bin/" + config.python],
+        env = {
+            "LANG": "C.UTF-8",
+            "PATH": _PATH + (":/busybox" if settings.debug else ""),
+        },
+        user = "65532" if settings.nonroot else "",
+        workdir = "/home/nonroot" if settings.nonroot else "",
+        labels = _labels(version, shared.python_version),
+        architecture = arch,
+        variant = "v8" if arch == "arm64" else "",
     )
-    _structure_tests(prefix, config, python_version, system + python)
-    _sbom(prefix + "_sbom", "distroless/python:" + version, packages, sorted(system + python), arch, config.distribution)
+    configs = [prefix + "_python_tests", prefix + "_package_tests", "//tests:nonroot.yaml" if settings.nonroot else "//tests:root.yaml"]
+    if settings.debug:
+        configs += [prefix + "_debug_package_tests", "//tests:debug.yaml"]
+    container_structure_test(
+        name = name + "_test",
+        image = name,
+        configs = configs,
+        # Command tests start a private Docker engine, which needs the build root itself, not a sandbox.
+        tags = ["no-sandbox", "requires-engine"],
+    )
 
 def image_tags():
-    """Image target -> the tags :push gives it: <version>[-nonroot], and latest for the newest version."""
-    newest = sorted(PYTHONS.keys(), key = lambda version: [int(part) for part in version.split(".")])[-1]
+    """Index target -> the tags :push gives it; `latest...` go to the newest stable version."""
+    stable = [version for version in PYTHONS if not PYTHONS[version].experimental]
+    newest = sorted(stable, key = lambda version: [int(part) for part in version.split(".")])[-1]
     tags = {}
     for version in PYTHONS:
-        tags["//python:" + version] = [version] + (["latest"] if version == newest else [])
-        tags["//python:%s-nonroot" % version] = [version + "-nonroot"] + (["latest-nonroot"] if version == newest else [])
+        for variant in VARIANTS:
+            tags["//python:" + version + variant] = [tag(version, variant)] + (["latest" + variant] if version == newest else [])
     return tags
 
 def python_images():
-    """Every image in PYTHONS; //python:<version> names the amd64 image."""
+    """Every image in PYTHONS, in every architecture and variant."""
     base_files_layer(name = "base_files")
     for version, config in PYTHONS.items():
-        for arch in config.archs:
-            python_image(version, config, arch)
+        shared = {arch: _layers(version, config, arch) for arch in config.archs}
+        for variant in VARIANTS:
+            for arch in config.archs:
+                _variant_image(version, config, arch, variant, shared[arch])
+            oci_image_index(
+                name = version + variant,
+                images = [_target(version, arch, variant) for arch in config.archs],
+            )
+            oci_load(
+                name = version + variant + "_load",
+                image = _target(version, "amd64", variant),
+                repo_tags = ["distroless/python:" + tag(version, variant)],
+            )
+            oci_push(name = version + variant + "_push", image = version + variant, remote_tags = image_tags()["//python:" + version + variant])
         native.alias(name = version + ".sbom", actual = version + "_amd64_sbom")
-        for variant in ["", "-nonroot"]:
-            name = version + variant
-            native.alias(name = name, actual = version + "_amd64" + variant.replace("-", "_"))
-            oci_load(name = name + "_load", image = name, repo_tags = ["distroless/python:" + name])
-            oci_push(name = name + "_push", image = name, remote_tags = image_tags()["//python:" + name])

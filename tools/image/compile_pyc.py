@@ -11,6 +11,8 @@ marshal writes set and frozenset constants (without it about 5% of the files dif
 one process compiles everything in a fixed order. That last part matters: marshal's back-references
 depend on reference counts, so a file's pyc bytes can depend on which files were compiled before it in
 the same process. Same layers in, same bytes out; but pruning one file may change the bytes of others.
+An image of another architecture than the machine's (--architecture) runs its python under qemu's
+static user-mode emulator (see chroot.py), which changes none of that.
 
 The output layer holds only the .pyc files that are new or changed, and their __pycache__ directories.
 
@@ -31,7 +33,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.image.chroot import ChrootError, find_program, require_root, run_in_root
+from tools.image.chroot import (
+    ChrootError,
+    add_emulation_args,
+    find_program,
+    require_root,
+    run_in_root,
+    select_emulator,
+)
 from tools.image.unpack import UnpackError, resolve_in_root, unpack_layers
 from tools.tarball import COMPRESSIONS, Layer, normalize_path
 
@@ -97,8 +106,8 @@ def snapshot_pycs(stdlib: Path) -> dict[Path, str]:
     return pycs
 
 
-def run_driver(root: Path, python: str, stdlib: str) -> CompileResult:
-    result = run_in_root(root, [python, *PYTHON_FLAGS, "-c", DRIVER, stdlib], env=PYTHON_ENV)
+def run_driver(root: Path, python: str, stdlib: str, emulator: Path | None = None) -> CompileResult:
+    result = run_in_root(root, [python, *PYTHON_FLAGS, "-c", DRIVER, stdlib], env=PYTHON_ENV, emulator=emulator)
     lines = result.stdout.strip().splitlines()
     try:
         summary = json.loads(lines[-1])
@@ -124,8 +133,11 @@ def pyc_layer(root: Path, stdlib: str, before: dict[Path, str]) -> Layer:
     return layer
 
 
-def compile_layers(layers: list[Path], python: str, stdlib: str) -> tuple[Layer, CompileResult]:
-    """Unpacks `layers`, compiles `stdlib` with the image's `python`, returns the layer of new pycs."""
+def compile_layers(
+    layers: list[Path], python: str, stdlib: str, emulator: Path | None = None
+) -> tuple[Layer, CompileResult]:
+    """Unpacks `layers`, compiles `stdlib` with the image's `python` (under `emulator`, if given),
+    returns the layer of new pycs."""
     python, stdlib = normalize_path(python), normalize_path(stdlib)
     with tempfile.TemporaryDirectory(prefix="compile_pyc.") as tmp:
         root = Path(tmp) / "root"
@@ -138,7 +150,7 @@ def compile_layers(layers: list[Path], python: str, stdlib: str) -> tuple[Layer,
             raise CompilePycError(f"no {stdlib} directory in the image's layers")
         require_root("compile_pyc")
         before = snapshot_pycs(host_stdlib)
-        result = run_driver(root, interpreter, "/" + stdlib)
+        result = run_driver(root, interpreter, "/" + stdlib, emulator)
         layer = pyc_layer(root, stdlib, before)
     return layer, result
 
@@ -153,13 +165,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stdlib", required=True, help="directory to compile inside the image, e.g. usr/lib/python3.9")
     parser.add_argument("--output", type=Path, required=True, help="layer to write, holding only the new .pyc files")
     parser.add_argument("--compression", choices=COMPRESSIONS, default="gzip")
+    add_emulation_args(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        layer, result = compile_layers(args.layer, args.python, args.stdlib)
+        emulator = select_emulator(args.architecture, args.emulator)
+        layer, result = compile_layers(args.layer, args.python, args.stdlib, emulator)
     except (CompilePycError, ChrootError, UnpackError) as error:
         print(f"compile_pyc: error: {error}", file=sys.stderr)
         return 1

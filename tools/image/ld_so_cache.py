@@ -4,6 +4,9 @@ The layers are unpacked into a temporary root; the image's ldconfig runs chroote
 dynamically linked ldconfig would use the image's libc too, and every path it reads is the image's),
 with -X so it only reads the libraries and never creates or changes their symlinks, and -i so no
 auxiliary cache is read. The output layer holds etc/ld.so.cache and nothing else.
+
+An image of another architecture than the machine's (--architecture) runs its ldconfig under qemu's
+static user-mode emulator (see chroot.py); ldconfig writes the cache for the image's architecture either way.
 """
 
 from __future__ import annotations
@@ -13,7 +16,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tools.image.chroot import ChrootError, find_program, require_root, run_in_root
+from tools.image.chroot import (
+    ChrootError,
+    add_emulation_args,
+    find_program,
+    require_root,
+    run_in_root,
+    select_emulator,
+)
 from tools.image.unpack import UnpackError, resolve_in_root, unpack_layers
 from tools.tarball import COMPRESSIONS, Layer
 
@@ -28,8 +38,8 @@ class LdSoCacheError(Exception):
     pass
 
 
-def build_cache(root: Path) -> bytes:
-    """Runs the image's ldconfig in the unpacked `root` and returns the cache it wrote."""
+def build_cache(root: Path, emulator: Path | None = None) -> bytes:
+    """Runs the image's ldconfig in the unpacked `root` (under `emulator`, if given); returns the cache."""
     ldconfig = find_program(root, LDCONFIG_PATHS)
     if ldconfig is None:
         raise LdSoCacheError(f"no ldconfig in the image's layers ({' or '.join(LDCONFIG_PATHS)}); add libc-bin")
@@ -37,7 +47,7 @@ def build_cache(root: Path) -> bytes:
     cache = resolve_in_root(root, CACHE)
     if cache.exists() or cache.is_symlink():
         cache.unlink()  # so a cache left in the layers can never pass for ldconfig's output
-    result = run_in_root(root, [ldconfig, *LDCONFIG_ARGS])
+    result = run_in_root(root, [ldconfig, *LDCONFIG_ARGS], emulator=emulator)
     if result.stderr.strip():
         print(result.stderr.strip(), file=sys.stderr)
     if not cache.is_file():
@@ -45,12 +55,12 @@ def build_cache(root: Path) -> bytes:
     return cache.read_bytes()
 
 
-def cache_layer(layers: list[Path]) -> Layer:
+def cache_layer(layers: list[Path], emulator: Path | None = None) -> Layer:
     """Unpacks `layers` into a temporary root and returns a layer holding only their ld.so.cache."""
     with tempfile.TemporaryDirectory(prefix="ld_so_cache.") as tmp:
         root = Path(tmp) / "root"
         unpack_layers(layers, root)
-        data = build_cache(root)
+        data = build_cache(root, emulator)
     layer = Layer()
     layer.add_file(CACHE, data, CACHE_MODE)
     return layer
@@ -64,13 +74,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--output", type=Path, required=True, help="layer to write, holding only etc/ld.so.cache")
     parser.add_argument("--compression", choices=COMPRESSIONS, default="gzip")
+    add_emulation_args(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        layer = cache_layer(args.layer)
+        layer = cache_layer(args.layer, select_emulator(args.architecture, args.emulator))
     except (LdSoCacheError, ChrootError, UnpackError) as error:
         print(f"ld_so_cache: error: {error}", file=sys.stderr)
         return 1

@@ -21,7 +21,6 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _HOST = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
 REPOSITORY = re.compile(rf"^(?:{_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*$")
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-INDEX_MEDIA_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
 
 
 class PushError(Exception):
@@ -45,15 +44,15 @@ def check_target(target: Target) -> None:
                             "at most 128, not starting with '.' or '-'); fix --tag")
 
 
-def layout_digest(layout: Path) -> tuple[str, bool]:
-    """The digest of the one manifest or index a layout holds, and whether it is an index."""
+def layout_digest(layout: Path) -> str:
+    """The digest of the one manifest or index a layout holds."""
     try:
         manifests = json.loads((layout / "index.json").read_text())["manifests"]
     except (OSError, ValueError, KeyError) as error:
         raise PushError(f"{layout} is not an OCI image layout ({error}); build the image first") from None
     if len(manifests) != 1:
         raise PushError(f"{layout} holds {len(manifests)} manifests; push one image or one index at a time")
-    return manifests[0]["digest"], manifests[0].get("mediaType") in INDEX_MEDIA_TYPES
+    return manifests[0]["digest"]
 
 
 def crane(arguments: list[str], target: Target) -> str:
@@ -70,9 +69,11 @@ def crane(arguments: list[str], target: Target) -> str:
 def push(target: Target) -> str:
     """Pushes one layout by digest, then points each tag at it; returns the digest."""
     check_target(target)
-    digest, is_index = layout_digest(target.layout)
+    digest = layout_digest(target.layout)
     by_digest = f"{target.repository}@{digest}"
-    crane(["push", *(["--index"] if is_index else []), str(target.layout), by_digest], target)
+    # crane pushes a layout's single descriptor as it is, image or index. (Its --index flag would instead
+    # wrap the layout's descriptors in a new index, whose digest is not the one built here.)
+    crane(["push", str(target.layout), by_digest], target)
     for tag in target.tags:
         crane(["tag", by_digest, tag], target)
     print(f"pushed {by_digest}" + (f" as {', '.join(target.tags)}" if target.tags else ""))

@@ -136,9 +136,9 @@ def image_tag(test_target: str) -> str:
     return f"structure-test.invalid/{name}:latest"
 
 
-def structure_test_command(binary: str, image: str, configs: list[str], driver: str) -> list[str]:
+def structure_test_command(binary: str, image: str, configs: list[str], driver: str, platform_name: str) -> list[str]:
     command = [binary, "test", "--driver", driver, "--image-from-oci-layout", image, "--no-color",
-               "--default-image-tag", image_tag(os.environ.get("TEST_TARGET", ""))]
+               "--default-image-tag", image_tag(os.environ.get("TEST_TARGET", "")), "--platform", platform_name]
     for config in configs:
         command += ["--config", config]
     return command
@@ -148,11 +148,17 @@ MACHINE_ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64"}
 BINFMT_NAMES = {"amd64": "x86_64", "arm64": "aarch64"}
 
 
-def image_architecture(layout: Path) -> str:
+def image_config(layout: Path) -> dict:
+    def blob(digest: str) -> dict:
+        return json.loads((layout / "blobs" / "sha256" / digest.split(":")[1]).read_text())
+
     index = json.loads((layout / "index.json").read_text())
-    manifest = json.loads((layout / "blobs" / "sha256" / index["manifests"][0]["digest"].split(":")[1]).read_text())
-    config = json.loads((layout / "blobs" / "sha256" / manifest["config"]["digest"].split(":")[1]).read_text())
-    return config["architecture"]
+    return blob(blob(index["manifests"][0]["digest"])["config"]["digest"])
+
+
+def image_platform(config: dict) -> str:
+    """os/architecture[/variant], the form the engine and container-structure-test's --platform take."""
+    return "/".join(filter(None, [config["os"], config["architecture"], config.get("variant")]))
 
 
 def can_execute(architecture: str, binfmt: Path = Path("/proc/sys/fs/binfmt_misc")) -> bool:
@@ -181,19 +187,20 @@ def without_command_tests(configs: list[str], directory: Path) -> list[str]:
 
 
 def run_structure_tests(binary: str, image: str, configs: list[str], driver: str) -> int:
-    architecture = image_architecture(Path(image))
-    if driver == "docker" and not can_execute(architecture):
-        print(f"NOTE: command tests were NOT run for this linux/{architecture} image: this machine cannot execute "
-              f"{architecture} binaries (no binfmt_misc handler for {BINFMT_NAMES.get(architecture)}; Debian's "
-              "qemu-user-binfmt provides one). File and metadata tests run with the tar driver.", flush=True)
-        with tempfile.TemporaryDirectory() as directory:
-            return subprocess.run(structure_test_command(binary, image, without_command_tests(configs, Path(directory)),
-                                                         "tar")).returncode
-    command = structure_test_command(binary, image, configs, driver)
-    if driver != "docker" or os.environ.get("DOCKER_HOST"):
-        return subprocess.run(command).returncode
-    with private_engine() as docker_host:
-        return subprocess.run(command, env={**os.environ, "DOCKER_HOST": docker_host}).returncode
+    config = image_config(Path(image))
+    architecture = config["architecture"]
+    with tempfile.TemporaryDirectory() as directory:
+        if driver == "docker" and not can_execute(architecture):
+            print(f"NOTE: command tests were NOT run for this linux/{architecture} image: this machine cannot execute "
+                  f"{architecture} binaries (no binfmt_misc handler for {BINFMT_NAMES.get(architecture)}; Debian's "
+                  "qemu-user-binfmt provides one). File and metadata tests still run: they only create the "
+                  "container, never start it.", flush=True)
+            configs = without_command_tests(configs, Path(directory))
+        command = structure_test_command(binary, image, configs, driver, image_platform(config))
+        if driver != "docker" or os.environ.get("DOCKER_HOST"):
+            return subprocess.run(command).returncode
+        with private_engine() as docker_host:
+            return subprocess.run(command, env={**os.environ, "DOCKER_HOST": docker_host}).returncode
 
 
 def main(argv: list[str] | None = None) -> int:

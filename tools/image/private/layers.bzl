@@ -18,6 +18,14 @@ def _run_layer_tool(ctx, arguments, inputs, mnemonic, message):
 def _tool(name):
     return attr.label(default = "//tools/image:" + name, executable = True, cfg = "exec")
 
+# The image's architecture: the tools run the image's own programs, under qemu when it is not the machine's.
+def _architecture_attr():
+    return attr.string(
+        default = "amd64",
+        values = ["amd64", "arm64"],
+        doc = "The image's architecture; when it differs from the machine's, the image's programs run under the machine's static qemu-user emulator.",
+    )
+
 def _layers_attr(doc):
     return attr.label_list(allow_files = [".tar", ".tar.gz", ".tar.zst"], mandatory = True, doc = doc)
 
@@ -59,7 +67,7 @@ base_files_layer = rule(
 )
 
 def _ld_so_cache_layer_impl(ctx):
-    arguments = []
+    arguments = ["--architecture", ctx.attr.architecture]
     for layer in ctx.files.layers:
         arguments += ["--layer", layer.path]
     return _run_layer_tool(ctx, arguments, ctx.files.layers, "LdSoCache", "Running the image's ldconfig for %{output}")
@@ -69,12 +77,13 @@ ld_so_cache_layer = rule(
     doc = "/etc/ld.so.cache for the image's libraries, written by the image's own ldconfig.",
     attrs = {
         "layers": _layers_attr("The image's layers, in order; one of them must hold libc-bin."),
+        "architecture": _architecture_attr(),
         "_tool": _tool("ld_so_cache"),
     },
 )
 
 def _pyc_layer_impl(ctx):
-    arguments = ["--python", ctx.attr.python, "--stdlib", ctx.attr.stdlib]
+    arguments = ["--python", ctx.attr.python, "--stdlib", ctx.attr.stdlib, "--architecture", ctx.attr.architecture]
     for layer in ctx.files.layers:
         arguments += ["--layer", layer.path]
     return _run_layer_tool(ctx, arguments, ctx.files.layers, "CompilePyc", "Byte-compiling the stdlib for %{output}")
@@ -84,6 +93,7 @@ pyc_layer = rule(
     doc = "The stdlib's .pyc files (unchecked-hash), compiled by the image's own interpreter.",
     attrs = {
         "layers": _layers_attr("The image's layers, in order."),
+        "architecture": _architecture_attr(),
         "python": attr.string(mandatory = True, doc = "The interpreter inside the image, e.g. usr/bin/python3.9."),
         "stdlib": attr.string(mandatory = True, doc = "The stdlib directory inside the image, e.g. usr/lib/python3.9."),
         "_tool": _tool("compile_pyc"),

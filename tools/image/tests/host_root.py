@@ -4,51 +4,39 @@ A host program is copied to the same path inside the layer together with its ELF
 shared libraries it loads, found with the dynamic loader's --list (what ldd does), which lists them
 without running the program. Everything is read through symlinks and stored as regular files at the
 paths the loader names, so the root works whatever /usr layout the host has.
+
+Also: what tests that chroot or emulate need (root, qemu), and tiny synthetic ELF files.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import platform
 import re
 import shutil
 import struct
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable, TypeVar
 
+import pytest
+
+from tools.image import chroot
 from tools.image.chroot import BASE_ENV
 from tools.tarball import Layer
 
-PT_INTERP = 3
 LIST_LINE = re.compile(r"(?:=>\s*)?(/\S+)\s+\(0x[0-9a-f]+\)")
 SCRIPT_MODE = 0o755
 
 
 def elf_interpreter(path: Path) -> str | None:
     """The PT_INTERP path of an ELF executable, or None for a static one."""
-    data = path.read_bytes()
-    if data[:4] != b"\x7fELF":
-        raise ValueError(f"{path} is not an ELF file")
-    is64, endian = data[4] == 2, "<" if data[5] == 1 else ">"
-    if is64:
-        (phoff,) = struct.unpack_from(endian + "Q", data, 0x20)
-        phentsize, phnum = struct.unpack_from(endian + "HH", data, 0x36)
-    else:
-        (phoff,) = struct.unpack_from(endian + "I", data, 0x1C)
-        phentsize, phnum = struct.unpack_from(endian + "HH", data, 0x2A)
-    for index in range(phnum):
-        header = phoff + index * phentsize
-        (p_type,) = struct.unpack_from(endian + "I", data, header)
-        if p_type != PT_INTERP:
-            continue
-        if is64:
-            (offset,) = struct.unpack_from(endian + "Q", data, header + 8)
-            (size,) = struct.unpack_from(endian + "Q", data, header + 32)
-        else:
-            (offset,) = struct.unpack_from(endian + "I", data, header + 4)
-            (size,) = struct.unpack_from(endian + "I", data, header + 16)
-        return data[offset : offset + size].rstrip(b"\0").decode()
-    return None
+    try:
+        return chroot.elf_interpreter(path.read_bytes())
+    except ValueError as error:
+        raise ValueError(f"{path} is not an ELF file") from error
 
 
 def shared_objects(path: Path, interpreter: str) -> list[str]:
@@ -138,3 +126,70 @@ def python_layer(driver: str, env: dict[str, str]) -> tuple[Layer, str]:
     if os.path.isdir(dynload):
         layer.add_dir(dynload)
     return layer, str(python)
+
+
+# --- What the chroot and emulation tests need -----------------------------------------------------------
+
+# Bazel sets TEST_SRCDIR; its tests run as root in the build root, which has qemu-user installed.
+UNDER_BAZEL = "TEST_SRCDIR" in os.environ
+Test = TypeVar("Test", bound=Callable[..., object])
+
+
+def require(available: bool, message: str) -> None:
+    """Fails the test under Bazel, where the build root always provides what it needs; skips it elsewhere."""
+    if available:
+        return
+    if UNDER_BAZEL:
+        pytest.fail(f"{message}; under Bazel the build root provides it, so this is a broken build root", pytrace=False)
+    pytest.skip(message)
+
+
+def require_root() -> None:
+    require(os.geteuid() == 0, "chroot needs root (the build runs its tests as root inside its build root)")
+
+
+def needs_root(test: Test) -> Test:
+    """Marks a test that chroots: it fails under Bazel when not root, and skips elsewhere."""
+
+    @functools.wraps(test)
+    def wrapper(*args: object, **kwargs: object) -> object:
+        require_root()
+        return test(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def machine_emulator() -> Path:
+    """The static qemu user-mode emulator for the machine's own architecture, to run the host's own
+    programs under emulation (qemu-x86_64 on amd64); fails under Bazel when there is none."""
+    machine = platform.machine()
+    for name in (f"qemu-{machine}", f"qemu-{machine}-static"):
+        for directory in [*os.environ.get("PATH", "").split(os.pathsep), *chroot.EMULATOR_DIRS]:
+            candidate = Path(directory or ".", name)
+            if candidate.is_file() and os.access(candidate, os.X_OK) and elf_interpreter(candidate) is None:
+                return candidate
+    require(False, f"no static qemu-{machine} (Debian's qemu-user package) on PATH or in /usr/bin")
+    raise AssertionError("unreachable")
+
+
+ELF_MACHINES = {"x86_64": 62, "aarch64": 183}
+PT_LOAD = 1
+PT_INTERP = 3
+
+
+def fake_elf(machine: str = "x86_64", interpreter: str | None = None) -> bytes:
+    """A minimal 64-bit little-endian ELF executable header for `machine`, with a PT_INTERP naming
+    `interpreter` when given (a dynamically linked program) and none otherwise (a static one)."""
+    phnum = 2 if interpreter else 1
+    interp_offset = 64 + 56 * phnum
+    interp = (interpreter.encode() + b"\0") if interpreter else b""
+    header = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
+    header += struct.pack("<HHIQQQIHHHHHH", 2, ELF_MACHINES[machine], 1, 0x401000, 64, 0, 0, 64, 56, phnum, 64, 0, 0)
+    size = interp_offset + len(interp)
+    program_headers = struct.pack("<IIQQQQQQ", PT_LOAD, 5, 0, 0x400000, 0x400000, size, size, 0x1000)
+    if interpreter:
+        program_headers += struct.pack(
+            "<IIQQQQQQ", PT_INTERP, 4, interp_offset, 0x400000 + interp_offset, 0x400000 + interp_offset,
+            len(interp), len(interp), 1,
+        )
+    return header + program_headers + interp

@@ -2,8 +2,9 @@
 
 The error paths run as any user. The runs that chroot need root (the build runs as root): one uses a
 fake python, a shell script run by the host's sh copied into the layers, to check what reaches the
-output layer; the other runs the host's real Python, copied with just the modules it needs, over a
-small library, to check the pycs themselves.
+output layer; the others run the host's real Python, copied with just the modules it needs, over a
+small library, to check the pycs themselves, natively and under the machine's own qemu.
+test_arm64_image.py runs a real arm64 Python.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from tools.image import compile_pyc
+from tools.image import chroot, compile_pyc
 from tools.image.tests import host_root
 from tools.tarball import Layer, iter_members, read_layer
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root; the build runs these as root")
+needs_root = host_root.needs_root
 
 STDLIB = "usr/lib/python3.9"
 CACHE = f"{STDLIB}/__pycache__"
@@ -62,8 +63,8 @@ def fake_layers(tmp_path: Path, summary: dict[str, object]) -> list[str]:
     return [str(write(shell, tmp_path / "sh.tar")), str(write(fake_python_layer(summary), tmp_path / "python.tar"))]
 
 
-def run(layers: list[str], out: Path, python: str = "usr/bin/python3.9", stdlib: str = STDLIB) -> int:
-    return compile_pyc.main(["--layer", *layers, "--python", python, "--stdlib", stdlib, "--output", str(out)])
+def run(layers: list[str], out: Path, python: str = "usr/bin/python3.9", stdlib: str = STDLIB, extra: tuple[str, ...] = ()) -> int:
+    return compile_pyc.main(["--layer", *layers, "--python", python, "--stdlib", stdlib, "--output", str(out), *extra])
 
 
 def test_no_python_in_the_layers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -90,6 +91,32 @@ def test_not_root_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     out = tmp_path / "out.tar.gz"
     assert run([str(write(layer, tmp_path / "l.tar"))], out) == 1
     assert "compile_pyc must run as root" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_foreign_image_without_qemu_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(chroot, "EMULATOR_DIRS", ())
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setattr(chroot.platform, "machine", lambda: "aarch64")
+    layer = fake_python_layer({"compiled": 0, "failures": []})
+    out = tmp_path / "out.tar.gz"
+    assert run([str(write(layer, tmp_path / "l.tar"))], out, extra=("--architecture", "amd64")) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("compile_pyc: error: the image is amd64 but this machine is aarch64")
+    assert "qemu-x86_64" in error and "install Debian's qemu-user package" in error
+    assert not out.exists()
+
+
+def test_non_static_emulator_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    emulator = tmp_path / "qemu-aarch64"
+    emulator.write_bytes(host_root.fake_elf("x86_64", "/lib64/ld-linux-x86-64.so.2"))
+    emulator.chmod(0o755)
+    layer = fake_python_layer({"compiled": 0, "failures": []})
+    out = tmp_path / "out.tar.gz"
+    assert run([str(write(layer, tmp_path / "l.tar"))], out, extra=("--architecture", "arm64", "--emulator", str(emulator))) == 1
+    assert f"compile_pyc: error: emulator {emulator} is dynamically linked" in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -144,15 +171,19 @@ def pyc_code(data: bytes) -> types.CodeType:
     return code
 
 
-@needs_root
-def test_real_python_compiles_reproducibly(tmp_path: Path) -> None:
+def real_python_layers(tmp_path: Path) -> tuple[list[str], str]:
     python_layer, python = host_root.python_layer(compile_pyc.DRIVER, compile_pyc.PYTHON_ENV)
     library = Layer()
     library.add_file("opt/lib/app.py", b"KNOWN = {'a', 'b', 'c', 'd', 'e'}\ndef f(x):\n    return x in KNOWN or x in {'f', 'g'}\n")
     library.add_file("opt/lib/pkg/__init__.py", b"")
     library.add_file("opt/lib/pkg/tests/data/bad.py", b"print 'python 2'\n")
     library.add_file("opt/lib/notes.txt", b"not python")
-    layers = [str(write(python_layer, tmp_path / "python.tar")), str(write(library, tmp_path / "lib.tar"))]
+    return [str(write(python_layer, tmp_path / "python.tar")), str(write(library, tmp_path / "lib.tar"))], python
+
+
+@needs_root
+def test_real_python_compiles_reproducibly(tmp_path: Path) -> None:
+    layers, python = real_python_layers(tmp_path)
     first, second = tmp_path / "1.tar.gz", tmp_path / "2.tar.gz"
     assert run(layers, first, python=python, stdlib="opt/lib") == 0
     assert run(layers, second, python=python, stdlib="opt/lib") == 0
@@ -165,6 +196,17 @@ def test_real_python_compiles_reproducibly(tmp_path: Path) -> None:
     assert int.from_bytes(pyc[4:8], "little") == 0b01  # hash-based, unchecked
     code = pyc_code(pyc)
     assert code.co_filename == "/opt/lib/app.py"
+
+
+@needs_root
+def test_real_python_under_qemu_writes_the_same_pycs(tmp_path: Path) -> None:
+    """The machine's own qemu (qemu-x86_64 on amd64) running the host's Python: the pycs are the native ones."""
+    emulator = host_root.machine_emulator()
+    layers, python = real_python_layers(tmp_path)
+    native, emulated = tmp_path / "native.tar.gz", tmp_path / "emulated.tar.gz"
+    assert run(layers, native, python=python, stdlib="opt/lib") == 0
+    assert run(layers, emulated, python=python, stdlib="opt/lib", extra=("--emulator", str(emulator))) == 0
+    assert emulated.read_bytes() == native.read_bytes()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 The error paths run as any user. The runs that chroot need root (the build runs as root): they use a
 fake ldconfig, a shell script run by the host's sh copied into the layers, and the host's real
-ldconfig over a few host libraries.
+ldconfig over a few host libraries, natively and under the machine's own qemu. test_arm64_image.py
+runs a real arm64 ldconfig.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tools.image import ld_so_cache
+from tools.image import chroot, ld_so_cache
 from tools.image.tests import host_root
 from tools.tarball import Layer, read_layer
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root; the build runs these as root")
+needs_root = host_root.needs_root
 
 # A stand-in ldconfig: checks its arguments, writes a cache, and litters the root with what a real one
 # could leave behind (a new symlink, an aux cache), none of which may reach the output layer.
@@ -59,6 +60,32 @@ def test_not_root_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     out = tmp_path / "out.tar.gz"
     assert ld_so_cache.main(["--layer", *layers, "--output", str(out)]) == 1
     assert "ld_so_cache must run as root" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_foreign_image_without_qemu_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(chroot, "EMULATOR_DIRS", ())
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setattr(chroot.platform, "machine", lambda: "x86_64")
+    layers = [str(write(fake_ldconfig_layer("sbin/ldconfig"), tmp_path / "l.tar"))]
+    out = tmp_path / "out.tar.gz"
+    assert ld_so_cache.main(["--layer", *layers, "--architecture", "arm64", "--output", str(out)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("ld_so_cache: error: the image is arm64 but this machine is x86_64")
+    assert "qemu-aarch64" in error and "install Debian's qemu-user package" in error
+    assert not out.exists()
+
+
+def test_non_static_emulator_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    emulator = tmp_path / "qemu-aarch64"
+    emulator.write_bytes(host_root.fake_elf("x86_64", "/lib64/ld-linux-x86-64.so.2"))
+    emulator.chmod(0o755)
+    layers = [str(write(fake_ldconfig_layer("sbin/ldconfig"), tmp_path / "l.tar"))]
+    out = tmp_path / "out.tar.gz"
+    assert ld_so_cache.main(["--layer", *layers, "--emulator", str(emulator), "--output", str(out)]) == 1
+    assert f"ld_so_cache: error: emulator {emulator} is dynamically linked" in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -114,12 +141,11 @@ def host_ldconfig() -> str | None:
     return None
 
 
-@needs_root
-def test_real_ldconfig_is_deterministic(tmp_path: Path) -> None:
+def real_ldconfig_layers(tmp_path: Path) -> list[str]:
+    """The host's ldconfig and libraries: the shell's loader and libc, in the host's library directories."""
     ldconfig = host_ldconfig()
     if ldconfig is None:
         pytest.fail("the host has no ELF ldconfig (libc-bin is essential in Debian)")
-    # The host's ldconfig and libraries: the shell's loader and libc, in the host's library directories.
     layer, _ = host_root.shell_layer()
     host_ldconfig_layer = Layer()
     host_root.add_host_program(host_ldconfig_layer, ldconfig)
@@ -127,14 +153,31 @@ def test_real_ldconfig_is_deterministic(tmp_path: Path) -> None:
     for path, entry in host_ldconfig_layer.entries.items():
         image.add_file("sbin/ldconfig" if "/" + path == ldconfig else path, entry.data, entry.mode)
     image.add_file("etc/ld.so.conf", b"")
-    layers = [write(layer, tmp_path / "libs.tar"), write(image, tmp_path / "ldconfig.tar")]
+    return [str(write(layer, tmp_path / "libs.tar")), str(write(image, tmp_path / "ldconfig.tar"))]
+
+
+@needs_root
+def test_real_ldconfig_is_deterministic(tmp_path: Path) -> None:
+    layers = real_ldconfig_layers(tmp_path)
     first, second = tmp_path / "1.tar.gz", tmp_path / "2.tar.gz"
-    assert ld_so_cache.main(["--layer", *map(str, layers), "--output", str(first)]) == 0
-    assert ld_so_cache.main(["--layer", *map(str, layers), "--output", str(second)]) == 0
+    assert ld_so_cache.main(["--layer", *layers, "--output", str(first)]) == 0
+    assert ld_so_cache.main(["--layer", *layers, "--output", str(second)]) == 0
     assert first.read_bytes() == second.read_bytes()
     entries = read_layer(first).entries
     assert sorted(entries) == ["etc", "etc/ld.so.cache"]
     assert b"libc.so.6" in entries["etc/ld.so.cache"].data
+
+
+@needs_root
+def test_real_ldconfig_under_qemu_writes_the_same_cache(tmp_path: Path) -> None:
+    """The machine's own qemu (qemu-x86_64 on amd64) running the host's ldconfig: the cache is the native one."""
+    emulator = host_root.machine_emulator()
+    layers = real_ldconfig_layers(tmp_path)
+    native, emulated = tmp_path / "native.tar.gz", tmp_path / "emulated.tar.gz"
+    assert ld_so_cache.main(["--layer", *layers, "--output", str(native)]) == 0
+    assert ld_so_cache.main(["--layer", *layers, "--emulator", str(emulator), "--output", str(emulated)]) == 0
+    assert sorted(read_layer(emulated).entries) == ["etc", "etc/ld.so.cache"]
+    assert emulated.read_bytes() == native.read_bytes()
 
 
 if __name__ == "__main__":

@@ -93,18 +93,18 @@ def descriptor(media_type: str, digest: str) -> dict[str, object]:
 
 def test_layout_digest_of_one_image(tmp_path: Path) -> None:
     layout = write_index(tmp_path / "image", descriptor(IMAGE_MANIFEST, DIGEST_A))
-    assert push.layout_digest(layout) == (DIGEST_A, False)
+    assert push.layout_digest(layout) == DIGEST_A
 
 
 @pytest.mark.parametrize("media_type", [OCI_INDEX, DOCKER_LIST])
 def test_layout_digest_of_an_index(tmp_path: Path, media_type: str) -> None:
     layout = write_index(tmp_path / "index", descriptor(media_type, DIGEST_B))
-    assert push.layout_digest(layout) == (DIGEST_B, True)
+    assert push.layout_digest(layout) == DIGEST_B
 
 
 def test_layout_digest_without_media_type_is_an_image(tmp_path: Path) -> None:
     layout = write_index(tmp_path / "image", {"digest": DIGEST_A, "size": 1})
-    assert push.layout_digest(layout) == (DIGEST_A, False)
+    assert push.layout_digest(layout) == DIGEST_A
 
 
 @pytest.mark.parametrize("count", [0, 2])
@@ -133,13 +133,13 @@ def test_layout_digest_of_a_broken_index_json(tmp_path: Path, text: str) -> None
 def test_layout_digest_of_real_layouts(tmp_path: Path, build_image, make_layer) -> None:
     image = build_image("image", "--layer", str(make_layer("app.tar.gz", {"app/main.py": b"pass\n"})))
     [manifest] = json.loads((image / "index.json").read_text())["manifests"]
-    assert push.layout_digest(image) == (manifest["digest"], False)
+    assert push.layout_digest(image) == manifest["digest"]
 
     index = tmp_path / "index"
     assert oci_layout.main(["index", "--output", str(index), "--image", str(image)]) == 0
     [index_descriptor] = json.loads((index / "index.json").read_text())["manifests"]
-    digest, is_index = push.layout_digest(index)
-    assert is_index
+    digest = push.layout_digest(index)
+    assert index_descriptor["mediaType"] == "application/vnd.oci.image.index.v1+json"
     assert digest == index_descriptor["digest"]
     assert (index / "blobs" / "sha256" / digest.removeprefix("sha256:")).is_file()
 
@@ -261,9 +261,10 @@ def crane(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeCrane:
 REPOSITORY = "127.0.0.1:5000/distroless/python"
 
 
-def assert_push_then_tags(calls: list[list[str]], layout: Path, digest: str, tags: list[str], index: bool) -> None:
+def assert_push_then_tags(calls: list[list[str]], layout: Path, digest: str, tags: list[str]) -> None:
     by_digest = f"{REPOSITORY}@{digest}"
-    assert calls[0] == ["push", *(["--index"] if index else []), str(layout), by_digest]
+    # Never --index: that would push a new index wrapping the layout's, under another digest.
+    assert calls[0] == ["push", str(layout), by_digest]
     assert calls[1:] == [["tag", by_digest, tag] for tag in tags]
 
 
@@ -272,7 +273,7 @@ def test_push_by_digest_before_every_tag(tmp_path: Path, crane: FakeCrane, capsy
 
     assert push.push(Target(layout, REPOSITORY, ("3.13", "latest"))) == DIGEST_A
 
-    assert_push_then_tags(crane.calls(), layout, DIGEST_A, ["3.13", "latest"], index=False)
+    assert_push_then_tags(crane.calls(), layout, DIGEST_A, ["3.13", "latest"])
     assert capsys.readouterr().out == f"pushed {REPOSITORY}@{DIGEST_A} as 3.13, latest\n"
 
 
@@ -282,7 +283,7 @@ def test_push_passes_index_for_index_layouts(tmp_path: Path, crane: FakeCrane, m
 
     push.push(Target(layout, REPOSITORY, ("latest",)))
 
-    assert_push_then_tags(crane.calls(), layout, DIGEST_B, ["latest"], index=True)
+    assert_push_then_tags(crane.calls(), layout, DIGEST_B, ["latest"])
 
 
 def test_push_without_tags_only_pushes(tmp_path: Path, crane: FakeCrane, capsys: pytest.CaptureFixture[str]) -> None:
@@ -333,8 +334,8 @@ def test_main_pushes_every_image(
     image = build_image("image", "--layer", str(make_layer("app.tar.gz", {"app/main.py": b"pass\n"})))
     index = tmp_path / "index"
     assert oci_layout.main(["index", "--output", str(index), "--image", str(image)]) == 0
-    image_digest, _ = push.layout_digest(image)
-    index_digest, _ = push.layout_digest(index)
+    image_digest = push.layout_digest(image)
+    index_digest = push.layout_digest(index)
 
     status = push.main([
         "--image", f"{image}=python:3.13-amd64", "--image", f"{index}=python:3.13,latest",
@@ -343,8 +344,8 @@ def test_main_pushes_every_image(
 
     assert status == 0
     calls = crane.calls()
-    assert_push_then_tags(calls[:2], image, image_digest, ["3.13-amd64"], index=False)
-    assert_push_then_tags(calls[2:], index, index_digest, ["3.13", "latest"], index=True)
+    assert_push_then_tags(calls[:2], image, image_digest, ["3.13-amd64"])
+    assert_push_then_tags(calls[2:], index, index_digest, ["3.13", "latest"])
 
 
 def test_main_reports_a_failed_push(

@@ -7,6 +7,7 @@ is played by short-lived shell processes.
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import platform
 import re
@@ -79,7 +80,9 @@ def test_different_targets_get_different_tags() -> None:
 
 def test_structure_test_command(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_TARGET", "//images:Python/3:test")
-    command = structure_test.structure_test_command("/bin/cst", "img/layout", ["a.yaml", "b.yaml", "c.yaml"], "docker")
+    command = structure_test.structure_test_command("/bin/cst", "img/layout", ["a.yaml", "b.yaml", "c.yaml"], "docker",
+                                                    "linux/arm64/v8")
+    assert command[command.index("--platform") + 1] == "linux/arm64/v8"
 
     assert command[:2] == ["/bin/cst", "test"]
     assert command[command.index("--driver") + 1] == "docker"
@@ -92,10 +95,38 @@ def test_structure_test_command(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_structure_test_command_without_test_target(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TEST_TARGET", raising=False)
-    command = structure_test.structure_test_command("cst", "layout", ["only.yaml"], "tar")
+    command = structure_test.structure_test_command("cst", "layout", ["only.yaml"], "tar", "linux/amd64")
     assert command[command.index("--driver") + 1] == "tar"
     assert command[command.index("--default-image-tag") + 1] == "structure-test.invalid/image:latest"
     assert command.count("--config") == 1
+
+
+def test_image_platform_includes_the_variant_only_when_set() -> None:
+    assert structure_test.image_platform({"os": "linux", "architecture": "amd64"}) == "linux/amd64"
+    assert structure_test.image_platform({"os": "linux", "architecture": "arm64", "variant": "v8"}) == "linux/arm64/v8"
+
+
+def test_can_execute_natively_or_through_an_enabled_qemu_handler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(structure_test.platform, "machine", lambda: "x86_64")
+    assert structure_test.can_execute("amd64", tmp_path)
+    assert not structure_test.can_execute("arm64", tmp_path)
+    (tmp_path / "qemu-aarch64").write_text("disabled\ninterpreter /usr/bin/qemu-aarch64\n")
+    assert not structure_test.can_execute("arm64", tmp_path)
+    (tmp_path / "qemu-aarch64").write_text("enabled\ninterpreter /usr/bin/qemu-aarch64\n")
+    assert structure_test.can_execute("arm64", tmp_path)
+
+
+def test_without_command_tests_keeps_file_and_metadata_tests(tmp_path: Path) -> None:
+    mixed = tmp_path / "mixed.yaml"
+    mixed.write_text("schemaVersion: 2.0.0\ncommandTests:\n  - name: x\n    command: x\n"
+                     "fileExistenceTests:\n  - name: sh\n    path: /bin/sh\n    shouldExist: true\n")
+    commands_only = tmp_path / "commands.yaml"
+    commands_only.write_text("schemaVersion: 2.0.0\ncommandTests:\n  - name: x\n    command: x\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    [stripped] = structure_test.without_command_tests([str(mixed), str(commands_only)], out)
+    assert json.loads(Path(stripped).read_text()) == {
+        "schemaVersion": "2.0.0", "fileExistenceTests": [{"name": "sh", "path": "/bin/sh", "shouldExist": True}]}
 
 
 def test_dockerd_command_keeps_state_under_its_directory(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -211,7 +242,9 @@ def test_main_uses_the_engine_docker_host_names(
     assert status == 7
     lines = record.read_text().splitlines()
     assert lines[0] == "DOCKER_HOST=unix:///run/some.sock"
-    assert lines[1:] == structure_test.structure_test_command(str(binary), layout, [config, config], "docker")[1:]
+    platform_name = structure_test.image_platform(structure_test.image_config(Path(layout)))
+    assert lines[1:] == structure_test.structure_test_command(str(binary), layout, [config, config], "docker",
+                                                              platform_name)[1:]
 
 
 def test_main_tar_driver_needs_no_engine(
