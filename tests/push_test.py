@@ -102,6 +102,11 @@ def test_push_tags_every_image_with_its_local_digest_and_is_idempotent(registry:
         for tag in tags.split(","):
             assert crane("digest", f"{prefix}/{name}:{tag}") == local_digest(layout), f"{name}:{tag}"
 
+    # Every pushed index and image is well-formed as the registry serves it (layers are checked in full below).
+    for layout, destination in EXPECTED:
+        name, tags = destination.split(":")
+        crane("validate", "--fast", "--remote", f"{prefix}/{name}:{tags.split(',')[0]}")
+
     again = run_push("--repository", prefix)
     assert again.returncode == 0, again.stderr
     assert pushed_blobs(again) == 0, "a second push uploaded blobs again"
