@@ -15,6 +15,9 @@ def _run_layer_tool(ctx, arguments, inputs, mnemonic, message):
     )
     return [DefaultInfo(files = depset([out]))]
 
+def _layer_arguments(ctx):
+    return [argument for layer in ctx.files.layers for argument in ["--layer", layer.path]]
+
 def _tool(name):
     return attr.label(default = "//tools/image:" + name, executable = True, cfg = "exec")
 
@@ -67,9 +70,7 @@ base_files_layer = rule(
 )
 
 def _ld_so_cache_layer_impl(ctx):
-    arguments = ["--architecture", ctx.attr.architecture]
-    for layer in ctx.files.layers:
-        arguments += ["--layer", layer.path]
+    arguments = ["--architecture", ctx.attr.architecture] + _layer_arguments(ctx)
     return _run_layer_tool(ctx, arguments, ctx.files.layers, "LdSoCache", "Running the image's ldconfig for %{output}")
 
 ld_so_cache_layer = rule(
@@ -84,9 +85,7 @@ ld_so_cache_layer = rule(
 
 def _pyc_layer_impl(ctx):
     arguments = ["--python", ctx.attr.python, "--stdlib", ctx.attr.stdlib, "--architecture", ctx.attr.architecture]
-    for layer in ctx.files.layers:
-        arguments += ["--layer", layer.path]
-    return _run_layer_tool(ctx, arguments, ctx.files.layers, "CompilePyc", "Byte-compiling the stdlib for %{output}")
+    return _run_layer_tool(ctx, arguments + _layer_arguments(ctx), ctx.files.layers, "CompilePyc", "Byte-compiling the stdlib for %{output}")
 
 pyc_layer = rule(
     implementation = _pyc_layer_impl,
@@ -101,10 +100,7 @@ pyc_layer = rule(
 )
 
 def _ca_bundle_layer_impl(ctx):
-    arguments = []
-    for layer in ctx.files.layers:
-        arguments += ["--layer", layer.path]
-    return _run_layer_tool(ctx, arguments, ctx.files.layers, "CaBundle", "Writing the CA bundle %{output}")
+    return _run_layer_tool(ctx, _layer_arguments(ctx), ctx.files.layers, "CaBundle", "Writing the CA bundle %{output}")
 
 ca_bundle_layer = rule(
     implementation = _ca_bundle_layer_impl,
