@@ -46,7 +46,7 @@ PASSED_VARIABLES = (
     "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
     "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CERT", "PIP_DEFAULT_TIMEOUT",
 )
-# A root with Bazel and the engine takes about 1.7 GB; the output base needs several more.
+# A root with Bazel, the engine and qemu takes about 2.4 GB; the output base needs several more.
 REQUIRED_FREE_BYTES = 6 * 1024**3
 # Copied from the machine into the root on every run: name resolution, and the CA bundle, so downloads
 # (pip's included) trust what the machine trusts, e.g. a proxy's own certificate authority.
