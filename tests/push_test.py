@@ -5,6 +5,8 @@ Each --expect LAYOUT=NAME:TAG[,TAG] names a locally built image and the tags :pu
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -14,6 +16,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Iterator
@@ -30,14 +33,23 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def registry() -> Iterator[str]:
-    """Starts docker-registry on 127.0.0.1 with storage in a temporary directory; yields host:port."""
+# A throwaway account for the registry that requires credentials: user "pusher", password "not-a-secret".
+USER, PASSWORD = "pusher", "not-a-secret"
+PASSWORD_BCRYPT = "$2b$04$VBThy/9UaIIwVR3lcorxS.RpYDC5woKQjS9n3CZ.owcvU5OCUIcR."
+
+
+@contextlib.contextmanager
+def running_registry(with_auth: bool) -> Iterator[str]:
+    """Runs docker-registry on 127.0.0.1 with storage in a temporary directory; yields host:port."""
     state = Path(tempfile.mkdtemp(prefix="registry-", dir=os.environ.get("TEST_TMPDIR")))
     port = free_port()
+    auth = ""
+    if with_auth:
+        (state / "htpasswd").write_text(f"{USER}:{PASSWORD_BCRYPT}\n")
+        auth = f"auth:\n  htpasswd:\n    realm: push-test\n    path: {state / 'htpasswd'}\n"
     config = state / "config.yml"
     config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {state / 'data'}\n"
-                      f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: warn\n")
+                      f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: warn\n{auth}")
     with open(state / "registry.log", "wb") as log:
         process = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -48,15 +60,24 @@ def registry() -> Iterator[str]:
         process.wait(timeout=30)
 
 
+@pytest.fixture(scope="module")
+def registry() -> Iterator[str]:
+    with running_registry(with_auth=False) as address:
+        yield address
+
+
 def wait_until_serving(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
     for _ in range(100):
         assert process.poll() is None, f"docker-registry exited:\n{log.read_text()}"
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2) as response:
-                if response.status == 200:
-                    return
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2):
+                return
+        except urllib.error.HTTPError as error:
+            if error.code == 401:  # serving, and asking for credentials
+                return
         except OSError:
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
     raise AssertionError(f"docker-registry did not serve on port {port}:\n{log.read_text()}")
 
 
@@ -165,6 +186,26 @@ def test_interrupted_push_completes_when_run_again(registry: str) -> None:
     assert result.returncode == 0, result.stderr
     assert f"existing blob: {first_layer}" in result.stderr
     assert crane("digest", f"{prefix}/{name}:{tags.split(',')[0]}") == manifest_digest
+
+
+def test_refused_credentials_fail_clearly_and_move_no_tag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    layout, destination = EXPECTED[0]
+    name, tags = destination.split(":")
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))  # no credentials at all
+    with running_registry(with_auth=True) as address:
+        refused = run_push("--repository", f"{address}/auth")
+        assert refused.returncode == 1
+        assert f"push: pushing {Path(layout).name} to {address}/auth/{name} failed" in refused.stderr
+        assert "The registry refused the credentials" in refused.stderr
+
+        # The user's docker config is where credentials come from.
+        token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        (tmp_path / "config.json").write_text(json.dumps({"auths": {address: {"auth": token}}}))
+        accepted = run_push("--repository", f"{address}/auth")
+        assert accepted.returncode == 0, accepted.stderr
+        digest = subprocess.run(["crane", "digest", f"{address}/auth/{name}:{tags.split(',')[0]}"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        assert digest == local_digest(layout)
 
 
 def test_unreachable_registry_fails_with_one_clear_error() -> None:

@@ -60,10 +60,18 @@ def crane(arguments: list[str], target: Target) -> str:
     sys.stderr.write(result.stderr)
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no message"])[-1]
-        raise PushError(f"pushing {target.layout.name} to {target.repository} failed: {last}. Check that the "
-                        "registry is reachable and that your docker config holds credentials for it "
-                        "(docker login / crane auth login); no tag was moved.")
+        raise PushError(f"pushing {target.layout.name} to {target.repository} failed: {last}. {advice(last)}; "
+                        "no tag was moved.")
     return result.stdout
+
+
+def advice(message: str) -> str:
+    """What to do about a failed crane call, judged from its last message."""
+    if re.search(r"\b(401|403)\b|UNAUTHORIZED|DENIED", message):
+        return ("The registry refused the credentials (or got none): log in with `docker login REGISTRY` or "
+                "`crane auth login REGISTRY`, which write your docker config")
+    return ("Check that the registry is reachable and that your docker config holds credentials for it "
+            "(docker login / crane auth login)")
 
 
 def push(target: Target) -> str:

@@ -261,6 +261,20 @@ def crane(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeCrane:
 REPOSITORY = "127.0.0.1:5000/distroless/python"
 
 
+@pytest.mark.parametrize("message", [
+    "Error: HEAD http://r/v2/x/manifests/sha256:1: unexpected status code 401 Unauthorized (HEAD responses have no body)",
+    "Error: PUT http://r/v2/x/blobs/uploads/: UNAUTHORIZED: authentication required",
+    "Error: POST http://r/v2/x/blobs/uploads/: DENIED: requested access to the resource is denied",
+])
+def test_advice_names_credentials_when_the_registry_refuses(message: str) -> None:
+    assert push.advice(message).startswith("The registry refused the credentials")
+
+
+def test_advice_otherwise_names_reachability() -> None:
+    assert push.advice("Error: Get http://r/v2/: dial tcp 127.0.0.1:9: connect: connection refused").startswith(
+        "Check that the registry is reachable")
+
+
 def assert_push_then_tags(calls: list[list[str]], layout: Path, digest: str, tags: list[str]) -> None:
     by_digest = f"{REPOSITORY}@{digest}"
     # Never --index: that would push a new index wrapping the layout's, under another digest.
