@@ -115,8 +115,9 @@ class Layer:
             while parent and parent not in entries:
                 entries[parent] = Entry(parent, tarfile.DIRTYPE, 0o755)
                 parent = posixpath.dirname(parent)
-        # Sorting on path components keeps every directory directly before its contents.
-        return [entries[p] for p in sorted(entries, key=lambda p: p.split("/"))]
+        order = sorted(entries, key=sort_key)
+        _put_files_before_their_hard_links(entries, order)
+        return [entries[p] for p in order]
 
     def tar_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -127,6 +128,36 @@ class Layer:
 
     def write(self, out: Path, compression: str = "gzip") -> None:
         write_atomically(out, compress(self.tar_bytes(), compression))
+
+
+def sort_key(path: str) -> list[str]:
+    """Sorting on path components keeps every directory directly before its contents."""
+    return path.split("/")
+
+
+def _put_files_before_their_hard_links(entries: dict[str, Entry], order: list[str]) -> None:
+    """Makes the first path of each hard-link group (in `order`) the file, and the others links to it.
+
+    Extractors (Docker's included) can only link to a file they have already written, but a link may sort
+    before its file, e.g. after a later package or a merged-/usr move renamed the file.
+    """
+    position = {path: index for index, path in enumerate(order)}
+    groups: dict[str, list[str]] = {}
+    for path, entry in entries.items():
+        if entry.type == tarfile.LNKTYPE:
+            target = entry.linkname
+            if target not in entries or entries[target].type != tarfile.REGTYPE:
+                raise ValueError(f"{path}: hard link to {target}, which is not a regular file in the layer")
+            groups.setdefault(target, []).append(path)
+    for file_path, links in groups.items():
+        first = min([file_path, *links], key=position.__getitem__)
+        if first == file_path:
+            continue
+        file = entries[file_path]
+        entries[first] = Entry(first, tarfile.REGTYPE, file.mode, file.data, uid=file.uid, gid=file.gid)
+        for path in [file_path, *links]:
+            if path != first:
+                entries[path] = Entry(path, tarfile.LNKTYPE, file.mode, linkname=first, uid=file.uid, gid=file.gid)
 
 
 def compress(data: bytes, compression: str) -> bytes:

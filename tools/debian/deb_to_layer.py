@@ -215,7 +215,7 @@ class LayerBuilder:
         self.merged_dirs_used: set[str] = set()
         # Every regular file is held as a file until `finish` turns paths sharing an inode into hard links;
         # that way a hard-link group survives its first path being dropped (docs), moved (merged /usr)
-        # or replaced by a later package, and its file always precedes its links in the sorted layer.
+        # or replaced by a later package.
         self.inodes: dict[str, Inode] = {}
 
     def add_deb(self, path: Path) -> None:
@@ -280,8 +280,8 @@ class LayerBuilder:
         for path, inode in self.inodes.items():
             paths_by_inode.setdefault(inode, []).append(path)
         for inode, paths in paths_by_inode.items():
-            # Same order as Layer.sorted_entries, so the file comes before the links to it.
-            first, *others = sorted(paths, key=lambda p: p.split("/"))
+            # Any path may keep the data: Layer.sorted_entries moves it to the group's first path in the tar.
+            first, *others = paths
             for path in others:
                 self.layer.add_member(hard_link(path, first, inode.mode), b"")
         for top in sorted(self.merged_dirs_used):

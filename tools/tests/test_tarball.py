@@ -52,6 +52,27 @@ def test_compressed_output_is_byte_identical_across_runs_and_paths(tmp_path: Pat
     assert [e.path for e in tarball.read_layer(first).sorted_entries()] == [e.path for e in sample_layer().sorted_entries()]
 
 
+def test_a_file_always_precedes_its_hard_links() -> None:
+    layer = tarball.Layer()
+    layer.add_file("usr/lib/z-real", b"data", 0o755)
+    layer.add_hardlink("usr/bin/a-link", "usr/lib/z-real")
+    layer.add_hardlink("usr/sbin/b-link", "usr/lib/z-real")
+    by_name = {m.name: m for m in members(layer.tar_bytes())}
+    # The first path in the archive carries the data; every other path links to it.
+    assert by_name["usr/bin/a-link"].isreg() and by_name["usr/bin/a-link"].mode == 0o755
+    assert by_name["usr/lib/z-real"].islnk() and by_name["usr/lib/z-real"].linkname == "usr/bin/a-link"
+    assert by_name["usr/sbin/b-link"].linkname == "usr/bin/a-link"
+    with tarfile.open(fileobj=io.BytesIO(layer.tar_bytes())) as tar:
+        assert tar.extractfile("usr/lib/z-real").read() == b"data"
+
+
+def test_hard_link_to_a_missing_file_is_an_error() -> None:
+    layer = tarball.Layer()
+    layer.add_hardlink("usr/bin/link", "usr/bin/gone")
+    with pytest.raises(ValueError, match="usr/bin/link: hard link to usr/bin/gone"):
+        layer.tar_bytes()
+
+
 def test_remove_takes_a_whole_tree() -> None:
     layer = sample_layer()
     assert layer.remove("usr/lib/a")
