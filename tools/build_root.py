@@ -36,6 +36,7 @@ STUB_DIR = "/usr/local/share/bazel-stubs"
 # override of a module nothing depends on, so only those the project's MODULE.bazel names are overridden.
 EXTRA_MODULE_OVERRIDES = {
     "aspect_bazel_lib": "/usr/share/bazel/tools/aspect_bazel_lib",
+    "bazel_lib": "/usr/share/bazel/tools/bazel_lib",
     "rules_shell": "/usr/share/bazel/rules/shell",
 }
 # The project's mirror variables, and the archive each names.
