@@ -2,6 +2,8 @@
 
 The engine is the one DOCKER_HOST names, or else a private dockerd this process starts (as root) with its
 own data root, exec root and socket under a temporary directory, and stops again before it exits.
+Images this machine cannot execute (arm64 here without a qemu binfmt handler) get their file and metadata
+tests only, and the output says that their command tests were not run.
 """
 
 from __future__ import annotations
