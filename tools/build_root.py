@@ -53,6 +53,9 @@ REQUIRED_FREE_BYTES = 6 * 1024**3
 # (pip's included) trust what the machine trusts, e.g. a proxy's own certificate authority.
 HOST_FILES = ("/etc/resolv.conf", "/etc/hosts", "/etc/ssl/certs/ca-certificates.crt")
 DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock"
+# Build roots kept in the cache, the current one included: switching between two branches with different
+# package lists then needs no rebuild, and older roots do not pile up.
+KEPT_ROOTS = 2
 APT_SOURCES = ("/etc/apt/sources.list", "/etc/apt/sources.list.d")
 
 
@@ -275,11 +278,34 @@ def exclusive_lock(path: Path) -> Iterator[None]:
 
 
 def ensure_root(packages: PackageList, layout: CacheLayout, mirrors: dict[str, str], is_root: bool) -> None:
-    if layout.root.is_dir():
-        return
-    with exclusive_lock(layout.lock_file):
-        if not layout.root.is_dir():  # another tools/bazel may have built it while we waited
-            bootstrap(packages, layout, mirrors, is_root)
+    if not layout.root.is_dir():
+        with exclusive_lock(layout.lock_file):
+            if not layout.root.is_dir():  # another tools/bazel may have built it while we waited
+                bootstrap(packages, layout, mirrors, is_root)
+                remove_stale_roots(layout)
+    # The lock file's mtime records when the root was last used.
+    layout.lock_file.touch()
+
+
+def remove_stale_roots(layout: CacheLayout, keep: int = KEPT_ROOTS) -> None:
+    """Deletes the least recently used roots (and their Bazel output roots) beyond the `keep` newest.
+
+    Each root with its outputs takes several GB, and every edit of the package list makes a new one. A root
+    whose lock another tools/bazel holds (it is being built) is never touched.
+    """
+    others = [CacheLayout(layout.home, lock.name[len("root-"):-len(".lock")])
+              for lock in layout.home.glob("root-*.lock") if lock != layout.lock_file]
+    others.sort(key=lambda other: other.lock_file.stat().st_mtime, reverse=True)
+    for stale in others[keep - 1:]:
+        with open(stale.lock_file, "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            log(f"removing the unused build root {stale.root.name} and its Bazel outputs")
+            for directory in (stale.root, stale.output_user_root):
+                shutil.rmtree(directory, ignore_errors=True)
+        stale.lock_file.unlink(missing_ok=True)
 
 
 # --- Configuring the root for this run --------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import http.server
+import os
 import threading
 from pathlib import Path
 
@@ -95,6 +97,38 @@ def test_cache_key_follows_the_package_list(tmp_path: Path) -> None:
     assert first.root == again.root
     assert first.root != edited.root
     assert first.root.parent == Path("/home/u/.cache/distroless-python")
+
+
+def make_root(home: Path, key: str, age_days: int) -> build_root.CacheLayout:
+    layout = build_root.CacheLayout(home, key)
+    for directory in (layout.root, layout.output_user_root):
+        (directory / "etc").mkdir(parents=True)
+    layout.lock_file.touch()
+    stamp = 1_000_000_000 - age_days * 86400
+    os.utime(layout.lock_file, (stamp, stamp))
+    return layout
+
+
+def test_stale_roots_are_removed_beyond_the_newest_ones(tmp_path: Path) -> None:
+    current = make_root(tmp_path, "current", 0)
+    recent = make_root(tmp_path, "recent", 1)
+    old = make_root(tmp_path, "old", 30)
+    older = make_root(tmp_path, "older", 60)
+    (tmp_path / "repository-cache").mkdir()
+    build_root.remove_stale_roots(current, keep=2)
+    assert current.root.is_dir() and recent.root.is_dir() and recent.output_user_root.is_dir()
+    for stale in (old, older):
+        assert not stale.root.exists() and not stale.output_user_root.exists() and not stale.lock_file.exists()
+    assert (tmp_path / "repository-cache").is_dir()  # shared by all roots, never removed
+
+
+def test_a_root_being_built_elsewhere_is_kept(tmp_path: Path) -> None:
+    current = make_root(tmp_path, "current", 0)
+    busy = make_root(tmp_path, "busy", 30)
+    with open(busy.lock_file) as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        build_root.remove_stale_roots(current, keep=1)
+    assert busy.root.is_dir()
 
 
 def test_cache_directory_honours_overrides() -> None:
