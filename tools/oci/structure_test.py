@@ -26,6 +26,8 @@ from typing import Iterator
 
 import yaml
 
+from tools.oci.layout import Layout, LayoutError
+
 ENGINE_START_TIMEOUT = 60.0
 
 
@@ -150,19 +152,6 @@ MACHINE_ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64"}
 BINFMT_NAMES = {"amd64": "x86_64", "arm64": "aarch64"}
 
 
-def image_config(layout: Path) -> dict:
-    def blob(digest: str) -> dict:
-        return json.loads((layout / "blobs" / "sha256" / digest.split(":")[1]).read_text())
-
-    index = json.loads((layout / "index.json").read_text())
-    return blob(blob(index["manifests"][0]["digest"])["config"]["digest"])
-
-
-def image_platform(config: dict) -> str:
-    """os/architecture[/variant], the form the engine and container-structure-test's --platform take."""
-    return "/".join(filter(None, [config["os"], config["architecture"], config.get("variant")]))
-
-
 def can_execute(architecture: str, binfmt: Path = Path("/proc/sys/fs/binfmt_misc")) -> bool:
     """Whether containers of `architecture` can run here: natively, or through a registered qemu handler."""
     if MACHINE_ARCHITECTURES.get(platform.machine()) == architecture:
@@ -189,8 +178,9 @@ def without_command_tests(configs: list[str], directory: Path) -> list[str]:
 
 
 def run_structure_tests(binary: str, image: str, configs: list[str], driver: str) -> int:
-    config = image_config(Path(image))
-    architecture = config["architecture"]
+    # os/architecture[/variant]: the form the engine and container-structure-test's --platform take.
+    image_platform = Layout(Path(image)).single_image().platform
+    architecture = image_platform.architecture
     with tempfile.TemporaryDirectory() as directory:
         if driver == "docker" and not can_execute(architecture):
             print(f"NOTE: command tests were NOT run for this linux/{architecture} image: this machine cannot execute "
@@ -198,7 +188,7 @@ def run_structure_tests(binary: str, image: str, configs: list[str], driver: str
                   "qemu-user-binfmt provides one). File and metadata tests still run: they only create the "
                   "container, never start it.", flush=True)
             configs = without_command_tests(configs, Path(directory))
-        command = structure_test_command(binary, image, configs, driver, image_platform(config))
+        command = structure_test_command(binary, image, configs, driver, str(image_platform))
         if driver != "docker" or os.environ.get("DOCKER_HOST"):
             return subprocess.run(command).returncode
         with private_engine() as docker_host:
@@ -214,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return run_structure_tests(args.binary, args.image, args.config, args.driver)
-    except EngineError as error:
+    except (EngineError, LayoutError) as error:
         print(f"structure_test: {error}", file=sys.stderr)
         return 1
 

@@ -23,6 +23,7 @@ from typing import Callable, Iterator
 import pytest
 
 from tools.oci import structure_test
+from tools.oci.layout import Layout, Platform
 from tools.oci.structure_test import EngineError
 
 # The Docker reference grammar (distribution/reference): a domain, then lowercase path components, then a tag.
@@ -102,8 +103,8 @@ def test_structure_test_command_without_test_target(monkeypatch: pytest.MonkeyPa
 
 
 def test_image_platform_includes_the_variant_only_when_set() -> None:
-    assert structure_test.image_platform({"os": "linux", "architecture": "amd64"}) == "linux/amd64"
-    assert structure_test.image_platform({"os": "linux", "architecture": "arm64", "variant": "v8"}) == "linux/arm64/v8"
+    assert str(Platform.of_config({"os": "linux", "architecture": "amd64"})) == "linux/amd64"
+    assert str(Platform.of_config({"os": "linux", "architecture": "arm64", "variant": "v8"})) == "linux/arm64/v8"
 
 
 def test_can_execute_natively_or_through_an_enabled_qemu_handler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -242,7 +243,7 @@ def test_main_uses_the_engine_docker_host_names(
     assert status == 7
     lines = record.read_text().splitlines()
     assert lines[0] == "DOCKER_HOST=unix:///run/some.sock"
-    platform_name = structure_test.image_platform(structure_test.image_config(Path(layout)))
+    platform_name = str(Layout(Path(layout)).single_image().platform)
     assert lines[1:] == structure_test.structure_test_command(str(binary), layout, [config, config], "docker",
                                                               platform_name)[1:]
 
