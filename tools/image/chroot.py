@@ -177,8 +177,12 @@ def select_emulator(
     return find_emulator(architecture, search_path, machine)
 
 
-def add_emulation_args(parser: argparse.ArgumentParser) -> None:
-    """--architecture and --emulator, for the tools that run the image's programs."""
+def add_image_args(parser: argparse.ArgumentParser) -> None:
+    """--layer, --architecture and --emulator, for the tools that run the image's programs."""
+    parser.add_argument(
+        "--layer", type=Path, action="extend", nargs="+", required=True,
+        help="the image's layers, bottom first (repeatable)",
+    )
     parser.add_argument(
         "--architecture", choices=sorted(ARCHITECTURES),
         help="the image's architecture; when it is not the machine's, the image's programs run under "

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from tools.image.chroot import (
     ChrootError,
-    add_emulation_args,
+    add_image_args,
     find_program,
     require_root,
     run_in_root,
@@ -157,15 +157,11 @@ def compile_layers(
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--layer", type=Path, action="extend", nargs="+", required=True,
-        help="the image's layers, bottom first (repeatable)",
-    )
     parser.add_argument("--python", required=True, help="interpreter inside the image, e.g. usr/bin/python3.9")
     parser.add_argument("--stdlib", required=True, help="directory to compile inside the image, e.g. usr/lib/python3.9")
     parser.add_argument("--output", type=Path, required=True, help="layer to write, holding only the new .pyc files")
     parser.add_argument("--compression", choices=COMPRESSIONS, default="gzip")
-    add_emulation_args(parser)
+    add_image_args(parser)
     return parser.parse_args(argv)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tools.image.chroot import (
     ChrootError,
-    add_emulation_args,
+    add_image_args,
     find_program,
     require_root,
     run_in_root,
@@ -68,13 +68,9 @@ def cache_layer(layers: list[Path], emulator: Path | None = None) -> Layer:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--layer", type=Path, action="extend", nargs="+", required=True,
-        help="the image's layers, bottom first (repeatable)",
-    )
     parser.add_argument("--output", type=Path, required=True, help="layer to write, holding only etc/ld.so.cache")
     parser.add_argument("--compression", choices=COMPRESSIONS, default="gzip")
-    add_emulation_args(parser)
+    add_image_args(parser)
     return parser.parse_args(argv)
 
 
