@@ -4,6 +4,13 @@ Reads a YAML manifest (sources, archs, packages, exclude), downloads each suite'
 OpenPGP signature with gpgv before trusting any byte of it, downloads the Packages indices it lists and checks
 them against its SHA256 sums, resolves the Pre-Depends/Depends closure of the requested packages per arch, and
 writes a JSON lockfile atomically. Mirrors come only from the environment (see MIRROR_ENV_VARS).
+
+With DEBIAN_SNAPSHOT_MIRROR set, every archive is read from that snapshot service at one timestamp
+(`<base>/archive/<archive>/<timestamp>/`, Debian's snapshot layout) instead of the live mirror, and the lock
+records that timestamp: its files are then certain to be in the snapshot at that time, so builds can fall
+back to it when the live mirror drops them. A lock resolved from the live mirror records each suite's
+Release `Date` only, since a snapshot service imports an archive some hours after the Release it publishes
+and the Date alone does not name a snapshot that holds every file.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import json
 import lzma
 import operator
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -39,8 +47,13 @@ MIRROR_ENV_VARS = {
     "debian": "DEBIAN_MIRROR",
     "debian-security": "DEBIAN_SECURITY_MIRROR",
 }
+SNAPSHOT_ENV_VAR = "DEBIAN_SNAPSHOT_MIRROR"
+# Debian's snapshot timestamps, e.g. 20261127T081533Z.
+TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+TIMESTAMP_PATTERN = re.compile(r"/(\d{8}T\d{6}Z)/")
 DEFAULT_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
-LOCK_FORMAT_VERSION = 1
+# 2: each source records its Release date and, when resolved through a snapshot service, the snapshot.
+LOCK_FORMAT_VERSION = 2
 FETCH_TIMEOUT_S = 60
 FETCH_ATTEMPTS = 3
 RETRY_DELAY_S = 2.0
@@ -160,8 +173,10 @@ def _parse_excludes(path: Path, excludes: object) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------- fetching
 
 
-def mirror_url(archive: str) -> str:
-    """The base URL of `archive`'s mirror, from its environment variable."""
+def mirror_url(archive: str, snapshot: str | None = None) -> str:
+    """The base URL of `archive`: its live mirror, or the snapshot service's view of it at `snapshot`."""
+    if snapshot:
+        return f"{snapshot_service()}/archive/{archive}/{snapshot}"
     env_var = MIRROR_ENV_VARS[archive]
     url = os.environ.get(env_var, "").strip()
     if not url:
@@ -172,14 +187,24 @@ def mirror_url(archive: str) -> str:
     return url.rstrip("/")
 
 
+def snapshot_service() -> str:
+    """The snapshot service's base URL from DEBIAN_SNAPSHOT_MIRROR, or "" when none is configured."""
+    return os.environ.get(SNAPSHOT_ENV_VAR, "").strip().rstrip("/")
+
+
 def fetch(url: str, env_var: str) -> bytes:
     """Downloads `url`, retrying transient failures; a missing file raises NotFound at once."""
+    return fetch_final(url, env_var)[0]
+
+
+def fetch_final(url: str, env_var: str) -> tuple[bytes, str]:
+    """Downloads `url` like fetch, and also returns the URL it was finally served from (after redirects)."""
     reason = ""
     for attempt in range(1, FETCH_ATTEMPTS + 1):
         log(f"fetching {url}")
         try:
             with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as response:
-                return response.read()
+                return response.read(), response.geturl()
         except urllib.error.HTTPError as error:
             if error.code in (404, 410):
                 raise NotFound(f"{url} does not exist on the mirror ({error.code})") from None
@@ -240,6 +265,8 @@ class ReleaseInfo:
     files: dict[str, tuple[str, int]]  # path below dists/SUITE -> (sha256, size)
     by_hash: bool
     all_in_arch_indices: bool  # Architecture: all packages are listed in each arch's Packages
+    date: str  # the Release's Date, as a snapshot timestamp
+    snapshot: str | None  # the snapshot timestamp it was read at, when read through a snapshot service
 
 
 def verify_signed_text(signed: bytes, keyring: Path, url: str) -> tuple[str, list[str]]:
@@ -270,7 +297,18 @@ def verify_signed_text(signed: bytes, keyring: Path, url: str) -> tuple[str, lis
     return result.stdout.decode(), signers
 
 
-def parse_release(text: str, source: Source, url: str) -> ReleaseInfo:
+def snapshot_timestamp(when: datetime) -> str:
+    return when.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
+
+
+def release_date(release: Release, url: str) -> str:
+    try:
+        return snapshot_timestamp(email.utils.parsedate_to_datetime(release["Date"]))
+    except (KeyError, TypeError, ValueError):
+        raise LockError(f"{url} has no readable Date field; the mirror serves a broken Release file") from None
+
+
+def parse_release(text: str, source: Source, url: str, snapshot: str | None = None) -> ReleaseInfo:
     release = Release(text)
     if source.suite not in (release.get("Suite"), release.get("Codename")):
         raise LockError(
@@ -285,6 +323,8 @@ def parse_release(text: str, source: Source, url: str) -> ReleaseInfo:
         files=files,
         by_hash=release.get("Acquire-By-Hash", "no") == "yes",
         all_in_arch_indices=release.get("No-Support-for-Architecture-all", "") == "Packages",
+        date=release_date(release, url),
+        snapshot=snapshot,
     )
 
 
@@ -354,8 +394,9 @@ def _candidate(paragraph: Packages, source: Source) -> Candidate:
 class ArchiveReader:
     """Fetches and verifies InRelease files and Packages indices, remembering them for the whole run."""
 
-    def __init__(self, keyring: Path, cache: IndexCache) -> None:
+    def __init__(self, keyring: Path, cache: IndexCache, snapshot: str | None = None) -> None:
         self.keyring = keyring
+        self.snapshot = snapshot  # read every archive from the snapshot service at this timestamp
         self.cache = cache
         self.releases: dict[tuple[str, str], ReleaseInfo] = {}
         self.indices: dict[tuple[str, str, str, str], list[Candidate]] = {}
@@ -363,11 +404,24 @@ class ArchiveReader:
     def release(self, source: Source) -> ReleaseInfo:
         key = (source.archive, source.suite)
         if key not in self.releases:
-            url = f"{mirror_url(source.archive)}/dists/{source.suite}/InRelease"
-            text, signers = verify_signed_text(fetch(url, MIRROR_ENV_VARS[source.archive]), self.keyring, url)
+            url = f"{mirror_url(source.archive, self.snapshot)}/dists/{source.suite}/InRelease"
+            env_var = SNAPSHOT_ENV_VAR if self.snapshot else MIRROR_ENV_VARS[source.archive]
+            signed, served_from = fetch_final(url, env_var)
+            text, signers = verify_signed_text(signed, self.keyring, url)
             log(f"verified {url} (signed by {'; '.join(signers)})")
-            self.releases[key] = parse_release(text, source, url)
+            self.releases[key] = parse_release(text, source, url, self._served_snapshot(served_from))
         return self.releases[key]
+
+    def _served_snapshot(self, served_from: str) -> str | None:
+        """The snapshot a file came from: the exact import a service redirected to, else the one asked for."""
+        if not self.snapshot:
+            return None
+        found = TIMESTAMP_PATTERN.search(served_from)
+        return found.group(1) if found else self.snapshot
+
+    def archive_base(self, archive: str) -> str:
+        """Where the pool files of `archive` come from in this run: the live mirror or the snapshot."""
+        return mirror_url(archive, self.snapshot)
 
     def candidates(self, source: Source, arch: str) -> list[Candidate]:
         """Every package `source` offers for `arch`, over all its components."""
@@ -413,7 +467,7 @@ class ArchiveReader:
 
     def _download_verified(self, source: Source, release: ReleaseInfo, path: str) -> bytes:
         sha256, size = release.files[path]
-        env_var = MIRROR_ENV_VARS[source.archive]
+        env_var = SNAPSHOT_ENV_VAR if self.snapshot else MIRROR_ENV_VARS[source.archive]
         url, data = f"{release.url}/{path}", None
         if release.by_hash:
             # A by-hash name cannot change under us while the mirror updates; the plain name is the fallback.
@@ -638,10 +692,18 @@ def build_lock(manifest: Manifest, reader: ArchiveReader) -> dict[str, Any]:
     return {
         "version": LOCK_FORMAT_VERSION,
         "manifest_sha256": manifest.sha256,
-        "sources": [
-            {"archive": s.archive, "suite": s.suite, "components": list(s.components)} for s in manifest.sources
-        ],
+        "sources": [source_entry(source, reader.release(source)) for source in manifest.sources],
         "packages": sorted(packages, key=lambda p: (p["arch"], p["name"])),
+    }
+
+
+def source_entry(source: Source, release: ReleaseInfo) -> dict[str, Any]:
+    return {
+        "archive": source.archive,
+        "suite": source.suite,
+        "components": list(source.components),
+        "date": release.date,
+        "snapshot": release.snapshot,
     }
 
 
@@ -685,12 +747,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--manifest", action="append", help="manifest YAML (repeatable, paired with --lock)")
     parser.add_argument("--lock", action="append", help="lockfile JSON to write for the matching --manifest")
     parser.add_argument("--all", metavar="DIR", help="lock every DIR/*/manifest.yaml into DIR/*/lock.json")
+    add_reader_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def add_reader_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that say where indices come from; shared with the update command."""
     parser.add_argument(
         "--cache-dir",
         help="where verified indices are kept (default: distroless-python/debian-indices in the user cache)",
     )
     parser.add_argument("--keyring", default=str(DEFAULT_KEYRING), help="OpenPGP keyring that signs the archives")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--snapshot-time", metavar="YYYYMMDDTHHMMSSZ",
+        help=f"with {SNAPSHOT_ENV_VAR} set: resolve against the snapshot at this time (default: now)",
+    )
+
+
+def archive_reader(args: argparse.Namespace) -> ArchiveReader:
+    cache_dir = workspace_path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    snapshot = None
+    if snapshot_service():
+        snapshot = args.snapshot_time or snapshot_timestamp(datetime.now(timezone.utc))
+        if not re.fullmatch(r"\d{8}T\d{6}Z", snapshot):
+            raise LockError(f"--snapshot-time {snapshot!r} is not a snapshot timestamp; write it as 20261127T000000Z")
+        log(f"resolving against the snapshot service in {SNAPSHOT_ENV_VAR} at {snapshot}")
+    elif args.snapshot_time:
+        raise LockError(f"--snapshot-time needs {SNAPSHOT_ENV_VAR}, the base URL of a Debian snapshot service")
+    return ArchiveReader(workspace_path(args.keyring), IndexCache(cache_dir), snapshot)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -698,8 +782,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         pairs = manifest_lock_pairs(args)
-        cache_dir = workspace_path(args.cache_dir) if args.cache_dir else default_cache_dir()
-        reader = ArchiveReader(workspace_path(args.keyring), IndexCache(cache_dir))
+        reader = archive_reader(args)
         # Every lock is computed before any is written, so an error leaves all lockfiles as they were.
         locks = [(path, build_lock(load_manifest(manifest), reader)) for manifest, path in pairs]
         for path, lock in locks:
@@ -707,6 +790,9 @@ def main(argv: list[str] | None = None) -> int:
     except LockError as error:
         log(f"error: {error}")
         return 1
+    except KeyboardInterrupt:
+        log("error: interrupted; no lock was written")
+        return 130
     total = sum(len(lock["packages"]) for _, lock in locks)
     log(f"locked {total} packages in {time.monotonic() - started:.1f} s")
     return 0

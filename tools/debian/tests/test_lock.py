@@ -102,6 +102,7 @@ class Suite:
     extra_fields: str = ""
     compressions: tuple[str, ...] = (".xz",)
     by_hash: bool = False
+    date: str = "Sat, 14 Nov 2026 08:12:34 UTC"
 
     def publish(self, root: Path, signer: Signer) -> None:
         dists = root / self.archive / "dists" / self.name
@@ -117,7 +118,7 @@ class Suite:
                 target.write_bytes(data)
                 sums.append(f" {sha256} {len(data):8} {directory}/Packages{suffix}")
         release = (
-            f"Origin: Debian\nSuite: {self.name}\nCodename: {self.name}\n"
+            f"Origin: Debian\nSuite: {self.name}\nCodename: {self.name}\nDate: {self.date}\n"
             f"Architectures: {self.architectures}\nComponents: main\n"
             f"Acquire-By-Hash: {'yes' if self.by_hash else 'no'}\n{self.extra_fields}"
             "SHA256:\n" + "\n".join(sums) + "\n"
@@ -317,7 +318,9 @@ def test_lock_format(locker: Locker, tmp_path: Path) -> None:
     text = (tmp_path / "lock.json").read_text()
     doc = json.loads(text)
     assert text == json.dumps(doc, indent=2, sort_keys=True) + "\n"
-    assert doc["version"] == 1 and doc["sources"] == SOURCES
+    assert doc["version"] == 2
+    # Resolved from the live mirror: each suite's Release date, and no snapshot.
+    assert doc["sources"] == [{**source, "date": "20261114T081234Z", "snapshot": None} for source in SOURCES]
     assert doc["manifest_sha256"] == hashlib.sha256((tmp_path / "manifest.yaml").read_bytes()).hexdigest()
     assert [(p["arch"], p["name"]) for p in doc["packages"]] == [
         ("amd64", "libc6"), ("amd64", "libgcc-s1"), ("arm64", "libc6"), ("arm64", "libgcc-s1"),
@@ -481,6 +484,78 @@ def test_all_mode_in_the_workspace(
     assert sorted(locked(workspace / "debian_packages/one/lock.json")) == ["libc6", "libgcc-s1"]
     assert sorted(locked(workspace / "debian_packages/two/lock.json")) == ["python3"]
     assert "locked 6 packages in" in run.stderr
+
+
+def test_snapshot_mode_records_the_snapshot(
+    capsys: Capture, tmp_path: Path, signers: Signers, mirror: Mirror, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A snapshot service's layout: <base>/archive/<archive>/<timestamp>/, here one import at 20261120T060000Z.
+    service = tmp_path / "snapshot"
+    for archive in ("debian", "debian-security"):
+        (service / "archive" / archive).mkdir(parents=True)
+        shutil.copytree(mirror.root / archive, service / "archive" / archive / "20261120T060000Z")
+    monkeypatch.setenv("DEBIAN_MIRROR", "http://127.0.0.1:9/not-used")  # the live mirror must not be read
+    monkeypatch.setenv("DEBIAN_SNAPSHOT_MIRROR", service.as_uri())
+    manifest = write_manifest(tmp_path / "manifest.yaml", ["libc6"])
+    run = run_lock(capsys, tmp_path, signers["archive"], "--manifest", str(manifest), "--lock",
+                   str(tmp_path / "lock.json"), "--snapshot-time", "20261120T060000Z")
+    assert run.code == 0, run.stderr
+    sources = json.loads((tmp_path / "lock.json").read_text())["sources"]
+    assert [(s["snapshot"], s["date"]) for s in sources] == [("20261120T060000Z", "20261114T081234Z")] * 3
+    assert "resolving against the snapshot service in DEBIAN_SNAPSHOT_MIRROR at 20261120T060000Z" in run.stderr
+    assert "127.0.0.1:9" not in run.stderr
+
+
+def test_snapshot_redirect_names_the_import(
+    capsys: Capture, tmp_path: Path, signers: Signers, mirror: Mirror, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service that redirects a time to the import at or before it: the lock records that import."""
+    served = ImportRedirects(mirror.root, "20261120T060000Z")
+    monkeypatch.setenv("DEBIAN_SNAPSHOT_MIRROR", served.base)
+    manifest = write_manifest(tmp_path / "manifest.yaml", ["libc6"])
+    try:
+        run = run_lock(capsys, tmp_path, signers["archive"], "--manifest", str(manifest), "--lock",
+                       str(tmp_path / "lock.json"), "--snapshot-time", "20261121T000000Z")
+    finally:
+        served.stop()
+    assert run.code == 0, run.stderr
+    sources = json.loads((tmp_path / "lock.json").read_text())["sources"]
+    assert {s["snapshot"] for s in sources} == {"20261120T060000Z"}
+
+
+class ImportRedirects:
+    """Serves `root` as the one import `stamp` of a snapshot service that redirects later times to it."""
+
+    def __init__(self, root: Path, stamp: str) -> None:
+        class Handler(QuietHandler):
+            def do_GET(self) -> None:
+                parts = self.path.split("/")  # "", "archive", archive, timestamp, ...
+                if len(parts) > 4 and parts[1] == "archive" and parts[3] != stamp:
+                    self.send_response(302)
+                    self.send_header("Location", "/".join(parts[:3] + [stamp] + parts[4:]))
+                    self.end_headers()
+                    return
+                if len(parts) > 4:
+                    self.path = "/" + "/".join([parts[2]] + parts[4:])
+                super().do_GET()
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_bad_snapshot_time(capsys: Capture, tmp_path: Path, signers: Signers, mirror: Mirror,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    manifest = write_manifest(tmp_path / "manifest.yaml", ["libc6"])
+    args = ["--manifest", str(manifest), "--lock", str(tmp_path / "lock.json"), "--snapshot-time", "yesterday"]
+    assert "--snapshot-time needs DEBIAN_SNAPSHOT_MIRROR" in run_lock(capsys, tmp_path, signers["archive"], *args).error()
+    monkeypatch.setenv("DEBIAN_SNAPSHOT_MIRROR", "http://127.0.0.1:9")
+    assert "is not a snapshot timestamp" in run_lock(capsys, tmp_path, signers["archive"], *args).error()
+    assert not (tmp_path / "lock.json").exists()
 
 
 def test_unpaired_manifest_and_lock(capsys: Capture, tmp_path: Path, signers: Signers, mirror: Mirror) -> None:
