@@ -12,7 +12,9 @@ import contextlib
 import fcntl
 import glob
 import hashlib
+import lzma
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -41,9 +43,17 @@ EXTRA_MODULE_OVERRIDES = {
 }
 # The project's mirror variables, and the archive each names.
 MIRROR_VARIABLES = {"DEBIAN_MIRROR": "debian", "DEBIAN_SECURITY_MIRROR": "debian-security"}
+# The base URL of a Debian snapshot service (<base>/archive/<archive>/<timestamp>/): the fallback for pins
+# the mirror no longer serves, for the build root and for the images' .debs alike.
+SNAPSHOT_VARIABLE = "DEBIAN_SNAPSHOT_MIRROR"
+UPDATE_COMMAND = "tools/bazel run //debian_packages:update"
+# Written into a root that was built with substitutes for pins the mirror no longer served.
+SUBSTITUTIONS_FILE = "etc/distroless-python-substitutions"
+# Debian's names for the machine's architecture, for the build root's Packages index.
+DEBIAN_ARCHS = {"x86_64": "amd64", "aarch64": "arm64"}
 # Variables passed from the caller into the root; everything else is dropped so builds do not depend on it.
 PASSED_VARIABLES = (
-    "TERM", "CI", "DOCKER_HOST", "USER", "LOGNAME", "COLUMNS",
+    "TERM", "CI", "DOCKER_HOST", "USER", "LOGNAME", "COLUMNS", SNAPSHOT_VARIABLE, "DISTROLESS_REPOSITORY",
     "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
     "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CERT", "PIP_DEFAULT_TIMEOUT",
 )
@@ -74,11 +84,15 @@ class PackageList:
     suite: str
     packages: tuple[str, ...]  # "name=version"
     digest: str  # sha256 of the file, which names the cache directory
+    snapshot: str = ""  # the snapshot timestamp the pins were resolved at, when they were
+
+    def pins(self) -> dict[str, str]:
+        return dict(package.split("=", 1) for package in self.packages)
 
 
 def read_package_list(path: Path = PACKAGE_LIST) -> PackageList:
     text = path.read_text()
-    suite = ""
+    suite = snapshot = ""
     packages: list[str] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
@@ -86,13 +100,16 @@ def read_package_list(path: Path = PACKAGE_LIST) -> PackageList:
             continue
         if line.startswith("suite "):
             suite = line.split(None, 1)[1]
+        elif re.fullmatch(r"snapshot \d{8}T\d{6}Z", line):
+            snapshot = line.split()[1]
         elif re.fullmatch(r"[a-z0-9][a-z0-9.+-]*=[A-Za-z0-9.+:~-]+", line):
             packages.append(line)
         else:
-            raise BuildRootError(f"{path}:{number}: '{line}' is neither 'suite NAME' nor 'package=version'; fix that line.")
+            raise BuildRootError(f"{path}:{number}: '{line}' is neither 'suite NAME', 'snapshot YYYYMMDDTHHMMSSZ' "
+                                 "nor 'package=version'; fix that line.")
     if not suite or not packages:
         raise BuildRootError(f"{path} needs a 'suite NAME' line and at least one 'package=version' line.")
-    return PackageList(suite, tuple(packages), hashlib.sha256(text.encode()).hexdigest())
+    return PackageList(suite, tuple(packages), hashlib.sha256(text.encode()).hexdigest(), snapshot)
 
 
 # --- The mirror -------------------------------------------------------------------------------------
@@ -178,6 +195,75 @@ def check_mirror(mirror: str, suite: str, timeout: float = 20) -> None:
             "DEBIAN_MIRROR to a reachable mirror's base URL.") from None
 
 
+def snapshot_mirror(environ: dict[str, str], packages: PackageList) -> str:
+    """The snapshot service's view of the archive at the pins' timestamp, or "" without one of the two."""
+    service = environ.get(SNAPSHOT_VARIABLE, "").strip().rstrip("/")
+    return f"{service}/archive/debian/{packages.snapshot}" if service and packages.snapshot else ""
+
+
+def parse_package_versions(index: str) -> dict[str, set[str]]:
+    """Package name -> the versions a Packages index lists."""
+    versions: dict[str, set[str]] = {}
+    for stanza in index.split("\n\n"):
+        fields = dict(re.findall(r"^(Package|Version): (\S+)$", stanza, re.MULTILINE))
+        if "Package" in fields and "Version" in fields:
+            versions.setdefault(fields["Package"], set()).add(fields["Version"])
+    return versions
+
+
+def served_versions(mirror: str, suite: str, arch: str, timeout: float = 60) -> dict[str, set[str]]:
+    url = f"{mirror}/dists/{suite}/main/binary-{arch}/Packages.xz"
+    log(f"checking the pins against {url}")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return parse_package_versions(lzma.decompress(response.read()).decode("utf-8", "replace"))
+    except (urllib.error.URLError, OSError, lzma.LZMAError) as error:
+        raise BuildRootError(f"Cannot read the package index {url} ({error}). Check the network, or set "
+                             "DEBIAN_MIRROR to a reachable Debian mirror's base URL.") from None
+
+
+def substitute_missing_pins(packages: PackageList, served: dict[str, set[str]]) -> tuple[PackageList, list[str]]:
+    """The pins with each version the mirror no longer serves replaced by the one it does, and notices.
+
+    A fresh machine must be able to build the root, since the root runs the update command that re-pins;
+    so a moved pin is substituted loudly rather than failing the bootstrap.
+    """
+    pins, notices, gone = [], [], []
+    for name, version in packages.pins().items():
+        offered = served.get(name, set())
+        if not offered:
+            gone.append(f"{name}={version}")
+            continue
+        if version in offered:
+            pins.append(f"{name}={version}")
+            continue
+        newest = max(offered, key=debian_version_key)
+        pins.append(f"{name}={newest}")
+        notices.append(f"{name} {version} is no longer served; using {newest}")
+    if gone:
+        raise BuildRootError(
+            f"{PACKAGE_LIST} pins {', '.join(gone)}, which Debian {packages.suite} no longer has at all. Replace or "
+            f"remove {'that line' if len(gone) == 1 else 'those lines'} in {PACKAGE_LIST.name}, then run tools/bazel "
+            "again.")
+    return PackageList(packages.suite, tuple(pins), packages.digest, packages.snapshot), notices
+
+
+def debian_version_key(version: str) -> list[object]:
+    """A sort key that orders Debian versions as dpkg does, for choosing the newest a mirror serves."""
+    epoch, _, rest = version.rpartition(":") if ":" in version else ("0", "", version)
+    upstream, _, revision = rest.rpartition("-") if "-" in rest else (rest, "", "0")
+    return [int(epoch or 0), _dpkg_part_key(upstream), _dpkg_part_key(revision)]
+
+
+def _dpkg_part_key(part: str) -> list[object]:
+    key: list[object] = []
+    for letters, digits in re.findall(r"(\D*)(\d*)", part):
+        # dpkg: '~' sorts before everything, even the end of the string; letters before non-letters.
+        key.append([(0 if c == "~" else 1 if c.isalpha() else 2, ord(c)) for c in letters] + [(1, 0)])
+        key.append(int(digits or 0))
+    return key
+
+
 # --- The cache --------------------------------------------------------------------------------------
 
 def cache_home(environ: dict[str, str]) -> Path:
@@ -237,30 +323,44 @@ def check_can_bootstrap(home: Path, is_root: bool, have_user_namespaces: bool) -
             "to a directory on a larger disk.")
 
 
-def mmdebstrap_command(packages: PackageList, target: Path, mirror: str, is_root: bool) -> list[str]:
+def mmdebstrap_command(packages: PackageList, target: Path, mirror: str, is_root: bool, *fallbacks: str) -> list[str]:
     return [
         "mmdebstrap", "--variant=apt", f"--mode={'root' if is_root else 'unshare'}",
         # Snapshot mirrors serve Release files past their Valid-Until date.
         "--aptopt=Acquire::Check-Valid-Until \"false\"",
         "--include=" + ",".join(packages.packages),
-        packages.suite, str(target), mirror,
+        packages.suite, str(target), mirror, *fallbacks,
     ]
 
 
-def bootstrap(packages: PackageList, layout: CacheLayout, mirrors: dict[str, str], is_root: bool) -> None:
+def bootstrap(packages: PackageList, layout: CacheLayout, mirrors: dict[str, str], is_root: bool,
+              snapshot: str = "") -> None:
     check_can_bootstrap(layout.home, is_root, have_user_namespaces=not is_root and user_namespaces_work())
     check_mirror(mirrors["DEBIAN_MIRROR"], packages.suite)
+    arch = DEBIAN_ARCHS.get(platform.machine(), platform.machine())
+    served = served_versions(mirrors["DEBIAN_MIRROR"], packages.suite, arch)
+    if snapshot:
+        for name, versions in served_versions(snapshot, packages.suite, arch).items():
+            served.setdefault(name, set()).update(versions)
+    packages, notices = substitute_missing_pins(packages, served)
+    for notice in notices:
+        log(f"NOTICE: {notice}")
+    if notices:
+        log(f"NOTICE: {len(notices)} pins of {PACKAGE_LIST.name} are gone from the mirror"
+            + ("" if snapshot else f" (set {SNAPSHOT_VARIABLE} to a Debian snapshot service to get them)")
+            + f"; the root is built with the versions above. Run `{UPDATE_COMMAND}` to re-pin.")
     partial = layout.root.with_name(layout.root.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     log(f"building the build root (Debian {packages.suite}, {len(packages.packages)} pinned packages) in "
         f"{layout.root}; this happens once per package list and takes about a minute")
     started = time.monotonic()
-    result = subprocess.run(mmdebstrap_command(packages, partial, mirrors["DEBIAN_MIRROR"], is_root))
+    fallbacks = [snapshot] if snapshot else []
+    result = subprocess.run(mmdebstrap_command(packages, partial, mirrors["DEBIAN_MIRROR"], is_root, *fallbacks))
     if result.returncode != 0:
         shutil.rmtree(partial, ignore_errors=True)
-        raise BuildRootError(
-            f"mmdebstrap failed (exit {result.returncode}); its messages are above. If a pinned version is "
-            f"gone from the mirror, update {PACKAGE_LIST.name} to the versions the mirror serves.")
+        raise BuildRootError(f"mmdebstrap failed (exit {result.returncode}); its messages are above.")
+    if notices:
+        (partial / SUBSTITUTIONS_FILE).write_text("".join(notice + "\n" for notice in notices))
     os.replace(partial, layout.root)
     log(f"build root ready in {time.monotonic() - started:.0f} s")
 
@@ -277,12 +377,18 @@ def exclusive_lock(path: Path) -> Iterator[None]:
         yield
 
 
-def ensure_root(packages: PackageList, layout: CacheLayout, mirrors: dict[str, str], is_root: bool) -> None:
+def ensure_root(packages: PackageList, layout: CacheLayout, mirrors: dict[str, str], is_root: bool,
+                snapshot: str = "") -> None:
     if not layout.root.is_dir():
         with exclusive_lock(layout.lock_file):
             if not layout.root.is_dir():  # another tools/bazel may have built it while we waited
-                bootstrap(packages, layout, mirrors, is_root)
+                bootstrap(packages, layout, mirrors, is_root, snapshot)
                 remove_stale_roots(layout)
+    substitutions = layout.root / SUBSTITUTIONS_FILE
+    if substitutions.exists():
+        # Said on every run until the pins are updated, which names a new root.
+        log(f"NOTICE: this build root substitutes pins of {PACKAGE_LIST.name} the mirror no longer serves: "
+            + "; ".join(substitutions.read_text().splitlines()) + f". Run `{UPDATE_COMMAND}` to re-pin.")
     # The lock file's mtime records when the root was last used.
     layout.lock_file.touch()
 
@@ -324,7 +430,7 @@ def system_bazelrc(layout: CacheLayout, project_modules: set[str]) -> str:
              "common --noenable_workspace",
              "common --lockfile_mode=off",
              f"common --repository_cache={layout.repository_cache}",
-             *(f"common --repo_env={name}" for name in MIRROR_VARIABLES),
+             *(f"common --repo_env={name}" for name in (*MIRROR_VARIABLES, SNAPSHOT_VARIABLE)),
              "build --nosandbox_debug"]
     lines += [f"common --override_module={name}={STUB_DIR}/{name}" for name in STUB_MODULES]
     lines += [f"common --override_module={name}={path}" for name, path in sorted(EXTRA_MODULE_OVERRIDES.items())
@@ -424,7 +530,7 @@ def run(argv: Sequence[str], environ: dict[str, str]) -> list[str]:
     packages = read_package_list()
     layout = cache_layout(environ, packages)
     mirrors = find_mirrors(environ, read_apt_sources())
-    ensure_root(packages, layout, mirrors, is_root)
+    ensure_root(packages, layout, mirrors, is_root, snapshot_mirror(environ, packages))
     project = find_project(Path.cwd().resolve())
     configure_root(layout, project)
     for directory in (layout.output_user_root, layout.repository_cache):

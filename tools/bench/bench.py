@@ -470,7 +470,7 @@ def build_rows(report: Report) -> list[list[str]]:
     if b.lock_unchanged is not None:
         lock += "; lock unchanged" if b.lock_unchanged else "; **lock changed** (restored)"
         lock += ", `git diff` empty" if b.lock_matches_head else ", but it differs from HEAD (uncommitted)"
-    rows.append(["`tools/bazel run //debian_packages:lock` (bullseye)", lock])
+    rows.append(["`tools/bazel run //tools/debian:lock` (bullseye)", lock])
     if report.cache:
         c = report.cache
         rows.append(["clean output base, disk cache filled by another",
@@ -798,10 +798,10 @@ def restore_appended(path: Path, original: bytes, appended: bytes) -> None:
 def measure_lock(bazel: Bazel, builds: Builds) -> None:
     lock = PROJECT_DIR / LOCK_FILE
     before = lock.read_bytes()
-    bazel.build("//debian_packages:lock")
+    bazel.build("//tools/debian:lock")
     progress("running the lock tool for bullseye")
     try:
-        builds.lock_seconds = bazel.run("run", *BAZEL_FLAGS, "//debian_packages:lock", "--", *LOCK_ARGS).seconds
+        builds.lock_seconds = bazel.run("run", *BAZEL_FLAGS, "//tools/debian:lock", "--", *LOCK_ARGS).seconds
     finally:
         builds.lock_unchanged = lock.read_bytes() == before
         if not builds.lock_unchanged:

@@ -54,7 +54,7 @@ def deb_closure(packages, roots, exclude = []):
         if name in seen:
             continue
         if name not in packages:
-            fail("package '%s' is not in the lock; add it to the manifest and run `tools/bazel run //debian_packages:lock`" % name)
+            fail("package '%s' is not in the lock; add it to the manifest and run `tools/bazel run //debian_packages:update`" % name)
         seen[name] = True
         queue.extend([dep for dep in packages[name]["depends"] if dep not in seen and dep not in exclude])
     return sorted(seen.keys())

@@ -7,9 +7,58 @@ MIRROR_VARIABLES = {
     "debian-security": "DEBIAN_SECURITY_MIRROR",
 }
 
+# The base URL of a Debian snapshot service (<base>/archive/<archive>/<timestamp>/pool/...), tried after the
+# mirror for locks resolved through a snapshot.
+SNAPSHOT_VARIABLE = "DEBIAN_SNAPSHOT_MIRROR"
+
+# What re-locks every release and the build root's pins to versions the mirror serves.
+UPDATE_COMMAND = "tools/bazel run //debian_packages:update"
+
 def repository_name(hub, arch, package):
     """A valid repository name for one package of one architecture ('+' is not allowed in names)."""
     return "%s_%s_%s" % (hub, arch, package.replace("+", "x"))
+
+def _deb_urls(rctx, mirror):
+    urls = [mirror + "/" + rctx.attr.filename]
+    snapshot = rctx.os.environ.get(SNAPSHOT_VARIABLE, "").rstrip("/")
+    if snapshot and rctx.attr.snapshot:
+        urls.append("%s/archive/%s/%s/%s" % (snapshot, rctx.attr.archive, rctx.attr.snapshot, rctx.attr.filename))
+    return urls
+
+def _missing_deb_message(rctx, variable, mirror, urls):
+    """Why the .deb could not be had, and what to do: an unreachable mirror, or a pin the mirror dropped."""
+    pin = "%s pins %s from %s" % (rctx.attr.lock, rctx.attr.package, rctx.attr.filename)
+    if rctx.attr.probe and not rctx.download(url = mirror + "/" + rctx.attr.probe, output = "probe", allow_fail = True).success:
+        return "%s, but the Debian mirror in %s (%s) is unreachable: fetching %s failed. Check the network, or set %s to a reachable Debian mirror's base URL." % (
+            pin,
+            variable,
+            mirror,
+            rctx.attr.probe,
+            variable,
+        )
+    snapshot = rctx.os.environ.get(SNAPSHOT_VARIABLE, "")
+    if len(urls) > 1:
+        return "%s, and neither the mirror in %s nor the snapshot service in %s at %s serves it (tried %s). Run `%s` to re-lock to versions the mirror serves." % (
+            pin,
+            variable,
+            SNAPSHOT_VARIABLE,
+            rctx.attr.snapshot,
+            ", ".join(urls),
+            UPDATE_COMMAND,
+        )
+    if not rctx.attr.snapshot:
+        fallback = "the lock was resolved from a live mirror and names no snapshot, so no snapshot service can stand in"
+    elif not snapshot:
+        fallback = "or set %s to a Debian snapshot service's base URL, from which the build then fetches it as of the lock's snapshot %s" % (SNAPSHOT_VARIABLE, rctx.attr.snapshot)
+    else:
+        fallback = ""
+    return "%s, which the mirror in %s (%s) no longer serves: Debian's archive drops a version once its suite has moved on. Run `%s` to re-lock to versions the mirror serves (%s)." % (
+        pin,
+        variable,
+        mirror,
+        UPDATE_COMMAND,
+        fallback,
+    )
 
 def _deb_file_impl(rctx):
     variable = MIRROR_VARIABLES.get(rctx.attr.archive)
@@ -19,7 +68,7 @@ def _deb_file_impl(rctx):
             rctx.attr.archive,
             ", ".join(MIRROR_VARIABLES.keys()),
         ))
-    mirror = rctx.os.environ.get(variable, "")
+    mirror = rctx.os.environ.get(variable, "").rstrip("/")
     if not mirror:
         fail("%s is not set, so %s cannot be downloaded. Run Bazel through tools/bazel, which sets it from " % (
             variable,
@@ -27,23 +76,30 @@ def _deb_file_impl(rctx):
         ) + "the machine's apt sources, or pass --repo_env=%s=<mirror base URL>." % variable)
 
     # The sha256 makes Bazel's repository cache (and --distdir) serve the file when it has it, and
-    # rejects a tampered download.
-    rctx.download(
-        url = mirror.rstrip("/") + "/" + rctx.attr.filename,
-        output = "package.deb",
-        sha256 = rctx.attr.sha256,
-    )
+    # rejects a tampered download; the URLs are tried in order.
+    urls = _deb_urls(rctx, mirror)
+    result = rctx.download(url = urls, output = "package.deb", sha256 = rctx.attr.sha256, allow_fail = True)
+    if not result.success:
+        fail(_missing_deb_message(rctx, variable, mirror, urls))
     rctx.file("BUILD.bazel", 'exports_files(["package.deb"])\n')
 
 deb_file = repository_rule(
     implementation = _deb_file_impl,
-    doc = "Downloads one .deb from the configured mirror, checked against its locked sha256.",
+    doc = """Downloads one .deb, checked against its locked sha256.
+
+From the mirror first, then, when DEBIAN_SNAPSHOT_MIRROR is set and the lock was resolved through a
+snapshot, from the snapshot service as of the lock's timestamp. A .deb neither serves fails with one message
+naming the lock, the package and what to do.""",
     attrs = {
         "archive": attr.string(mandatory = True, doc = "The archive the pool path belongs to (debian, debian-security)."),
         "filename": attr.string(mandatory = True, doc = "The pool path, e.g. pool/main/d/dash/dash_0.5.11_amd64.deb."),
         "sha256": attr.string(mandatory = True, doc = "The .deb's sha256 from the lock."),
+        "package": attr.string(doc = "Name, version and architecture, for messages."),
+        "lock": attr.string(doc = "The lock file's workspace path, for messages."),
+        "snapshot": attr.string(doc = "The snapshot timestamp the lock was resolved at; empty when resolved live."),
+        "probe": attr.string(doc = "A path below the mirror (an InRelease) that tells an unreachable mirror from a missing file."),
     },
-    environ = MIRROR_VARIABLES.values(),
+    environ = list(MIRROR_VARIABLES.values()) + [SNAPSHOT_VARIABLE],
 )
 
 def _deb_hub_impl(rctx):
@@ -70,12 +126,21 @@ def _deb_hub_impl(rctx):
             }
         rctx.file(arch + "/BUILD.bazel", 'package(default_visibility = ["//visibility:public"])\n\n' + "\n".join(aliases))
     rctx.file("BUILD.bazel", 'exports_files(["packages.bzl"])\n')
-    rctx.file("packages.bzl", '"""The lock as Starlark data: PACKAGES[arch][name]."""\n\nPACKAGES = ' + json.encode_indent(data, indent = "    ") + "\n")
+    rctx.file("packages.bzl", "\n".join([
+        '"""The lock as Starlark data: PACKAGES[arch][name], and the archive state it was resolved from."""',
+        "",
+        "# The snapshot timestamp of the lock, or the newest Release date of its suites when resolved live.",
+        "ARCHIVE_STATE = %s" % json.encode(rctx.attr.archive_state),
+        "",
+        "PACKAGES = " + json.encode_indent(data, indent = "    "),
+        "",
+    ]))
 
 deb_hub = repository_rule(
     implementation = _deb_hub_impl,
     doc = "The lock as Starlark data plus one alias per .deb, so BUILD files can select packages by name.",
     attrs = {
         "lock_json": attr.string(mandatory = True, doc = "The lock's package list, JSON-encoded."),
+        "archive_state": attr.string(mandatory = True, doc = "The snapshot timestamp (or newest Release date) of the lock."),
     },
 )
