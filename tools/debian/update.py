@@ -241,15 +241,18 @@ def deb_changelogs(deb: bytes, package: str) -> tuple[list[str], str | None]:
         with subprocess.Popen(["dpkg-deb", "--fsys-tarfile", file.name], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE) as process:
             assert process.stdout is not None
-            with tarfile.open(fileobj=process.stdout, mode="r|*") as tar:
-                for member in tar:
-                    if member.name == doc and member.issym():
-                        link = member.linkname.rstrip("/").rsplit("/", 1)[-1]
-                    elif member.name.startswith(doc + "/changelog") and member.isfile():
-                        extracted = tar.extractfile(member)
-                        data = extracted.read() if extracted else b""
-                        texts.append((gzip.decompress(data) if member.name.endswith(".gz") else data)
-                                     .decode("utf-8", "replace"))
+            try:
+                with tarfile.open(fileobj=process.stdout, mode="r|*") as tar:
+                    for member in tar:
+                        if member.name == doc and member.issym():
+                            link = member.linkname.rstrip("/").rsplit("/", 1)[-1]
+                        elif member.name.startswith(doc + "/changelog") and member.isfile():
+                            extracted = tar.extractfile(member)
+                            data = extracted.read() if extracted else b""
+                            texts.append((gzip.decompress(data) if member.name.endswith(".gz") else data)
+                                         .decode("utf-8", "replace"))
+            except tarfile.TarError:
+                pass  # dpkg-deb's exit status and message say what is wrong
             process.stdout.read()
             if process.wait() != 0:
                 raise LockError(f"dpkg-deb cannot read the .deb of {package}: "
@@ -292,8 +295,8 @@ def add_cves(update: Update, reader: lock.ArchiveReader) -> None:
 
 def report(changes: list[Change]) -> str:
     """The diff as an aligned table, one row per package and version change."""
-    rows = [("release", "package", "arch", "old -> new", "CVEs")]
-    rows += [(c.scope, c.name, ", ".join(c.archs), f"{c.old or '(new)'} -> {c.new or '(removed)'}",
+    rows = [("release", "package", "arch", "old", "->", "new", "CVEs")]
+    rows += [(c.scope, c.name, ", ".join(c.archs), c.old or "(new)", "->", c.new or "(removed)",
               " ".join(c.cves) or "-") for c in changes]
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1]
