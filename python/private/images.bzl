@@ -10,10 +10,10 @@ For version V (e.g. 3.9) and variant S ("", "-nonroot", "-debug", "-debug-nonroo
 
 load("@bazel_skylib//rules:expand_template.bzl", "expand_template")
 load("@bazel_skylib//rules:write_file.bzl", "write_file")
-load("@bookworm//:packages.bzl", bookworm = "PACKAGES")
-load("@bullseye//:packages.bzl", bullseye = "PACKAGES")
-load("@forky//:packages.bzl", forky = "PACKAGES")
-load("@trixie//:packages.bzl", trixie = "PACKAGES")
+load("@bookworm//:packages.bzl", bookworm = "PACKAGES", bookworm_state = "ARCHIVE_STATE")
+load("@bullseye//:packages.bzl", bullseye = "PACKAGES", bullseye_state = "ARCHIVE_STATE")
+load("@forky//:packages.bzl", forky = "PACKAGES", forky_state = "ARCHIVE_STATE")
+load("@trixie//:packages.bzl", trixie = "PACKAGES", trixie_state = "ARCHIVE_STATE")
 load("//python:config.bzl", "PYTHONS", "SOURCE_URL")
 load("//python/private:sbom.bzl", "spdx_sbom")
 load("//tools/debian:defs.bzl", "deb_closure", "deb_layer")
@@ -26,6 +26,17 @@ _LOCKS = {
     "forky": forky,
     "trixie": trixie,
 }
+
+# The archive state each lock was resolved from: its snapshot timestamp, or its suites' newest Release date.
+_ARCHIVE_STATES = {
+    "bookworm": bookworm_state,
+    "bullseye": bullseye_state,
+    "forky": forky_state,
+    "trixie": trixie_state,
+}
+
+# The manifest annotation that carries it, so a pulled image says how fresh its packages are.
+ARCHIVE_STATE_ANNOTATION = "debian.archive.timestamp"
 
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -146,6 +157,7 @@ def _variant_image(version, config, arch, variant, shared):
         user = "65532" if settings.nonroot else "",
         workdir = "/home/nonroot" if settings.nonroot else "",
         labels = _labels(version, shared.python_version),
+        annotations = {ARCHIVE_STATE_ANNOTATION: _ARCHIVE_STATES[config.distribution]},
         architecture = arch,
         variant = "v8" if arch == "arm64" else "",
     )

@@ -198,6 +198,62 @@ def test_mmdebstrap_command_pins_packages_and_ignores_valid_until(tmp_path: Path
     assert command[-3:] == ["forky", str(tmp_path / "root"), "http://m.invalid/debian"]
 
 
+def test_mmdebstrap_lists_the_snapshot_after_the_mirror(tmp_path: Path) -> None:
+    packages = build_root.PackageList("forky", ("crane=0.20",), "0" * 64, "20261120T000000Z")
+    snapshot = build_root.snapshot_mirror({"DEBIAN_SNAPSHOT_MIRROR": "http://s.invalid/"}, packages)
+    assert snapshot == "http://s.invalid/archive/debian/20261120T000000Z"
+    command = build_root.mmdebstrap_command(packages, tmp_path / "root", "http://m.invalid/debian", True, snapshot)
+    assert command[-2:] == ["http://m.invalid/debian", snapshot]
+    # Without a service, or without a snapshot line, there is no fallback.
+    assert build_root.snapshot_mirror({}, packages) == ""
+    assert build_root.snapshot_mirror({"DEBIAN_SNAPSHOT_MIRROR": "http://s.invalid"},
+                                      build_root.PackageList("forky", ("crane=0.20",), "0" * 64)) == ""
+
+
+def test_package_list_reads_the_snapshot_line(tmp_path: Path) -> None:
+    path = tmp_path / "packages"
+    path.write_text("suite forky\nsnapshot 20261120T000000Z\ncrane=0.20  # why\n")
+    packages = build_root.read_package_list(path)
+    assert (packages.suite, packages.snapshot, packages.pins()) == ("forky", "20261120T000000Z", {"crane": "0.20"})
+
+
+INDEX = """Package: crane
+Version: 0.21-1
+Architecture: amd64
+
+Package: zstd
+Version: 1.5.7+dfsg-4
+Architecture: amd64
+
+Package: zstd
+Version: 1.5.7+dfsg-10
+"""
+
+
+def test_moved_pins_are_substituted_with_a_notice() -> None:
+    served = build_root.parse_package_versions(INDEX)
+    assert served == {"crane": {"0.21-1"}, "zstd": {"1.5.7+dfsg-4", "1.5.7+dfsg-10"}}
+    packages = build_root.PackageList("forky", ("crane=0.20-1", "zstd=1.5.7+dfsg-4"), "0" * 64)
+    substituted, notices = build_root.substitute_missing_pins(packages, served)
+    assert substituted.packages == ("crane=0.21-1", "zstd=1.5.7+dfsg-4")
+    assert substituted.digest == packages.digest  # the root keeps the name the pin file gives it
+    assert notices == ["crane 0.20-1 is no longer served; using 0.21-1"]
+
+
+def test_a_pin_whose_package_is_gone_is_an_error() -> None:
+    packages = build_root.PackageList("forky", ("crane=0.20-1", "gone=1"), "0" * 64)
+    with pytest.raises(BuildRootError, match=r"pins gone=1, which Debian forky no longer has at all\. Replace or remove"):
+        build_root.substitute_missing_pins(packages, {"crane": {"0.20-1"}})
+
+
+@pytest.mark.parametrize(("older", "newer"), [
+    ("1.0", "1.1"), ("1.0~rc1", "1.0"), ("1.0", "1.0a"), ("1.0-1", "1.0-1+b1"), ("1.5.7+dfsg-4", "1.5.7+dfsg-10"),
+    ("1:2.0", "2:1.0"), ("1.0-1", "1.0-1.1"), ("9", "10"),
+])
+def test_debian_versions_order_as_dpkg_orders_them(older: str, newer: str) -> None:
+    assert build_root.debian_version_key(older) < build_root.debian_version_key(newer)
+
+
 def test_system_bazelrc_keeps_bazel_offline_and_state_in_the_cache() -> None:
     layout = build_root.CacheLayout(Path("/cache"), "abc")
     rc = build_root.system_bazelrc(layout, {"rules_python", "aspect_bazel_lib"})
@@ -205,6 +261,7 @@ def test_system_bazelrc_keeps_bazel_offline_and_state_in_the_cache() -> None:
     assert "common --repository_cache=/cache/repository-cache\n" in rc
     assert "common --noenable_workspace\n" in rc
     assert "common --repo_env=DEBIAN_MIRROR\n" in rc
+    assert "common --repo_env=DEBIAN_SNAPSHOT_MIRROR\n" in rc
     for name in build_root.STUB_MODULES:
         assert f"common --override_module={name}=" in rc
     # Bazel rejects overrides of modules nothing depends on: only the declared extra module appears.
@@ -249,9 +306,12 @@ def test_unprivileged_user_enters_through_a_user_namespace() -> None:
 
 def test_root_environment_passes_only_known_variables() -> None:
     environment = build_root.root_environment(
-        {"DOCKER_HOST": "unix:///d.sock", "SECRET_TOKEN": "x", "CI": "true"},
+        {"DOCKER_HOST": "unix:///d.sock", "SECRET_TOKEN": "x", "CI": "true", "DISTROLESS_REPOSITORY": "127.0.0.1:5/x",
+         "DEBIAN_SNAPSHOT_MIRROR": "http://s.invalid"},
         {"DEBIAN_MIRROR": "http://m.invalid/debian"})
     assert environment["DOCKER_HOST"] == "unix:///d.sock"
+    assert environment["DISTROLESS_REPOSITORY"] == "127.0.0.1:5/x"
+    assert environment["DEBIAN_SNAPSHOT_MIRROR"] == "http://s.invalid"
     assert environment["DEBIAN_MIRROR"] == "http://m.invalid/debian"
     assert "SECRET_TOKEN" not in environment
     assert environment["PATH"].startswith("/usr/sbin")
