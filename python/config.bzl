@@ -12,24 +12,23 @@ SOURCE_URL = ""
 
 # Present in every image whatever the Python version: what distroless's base image holds, plus dash for
 # os.system and shell=True, libc-bin for ldconfig (ctypes.util.find_library), libgomp1 for wheels like
-# LightGBM, and the manylinux2014 libraries wheels may link without vendoring them, except X11 and GL
-# (a server image has no display). The mapping of library to package is in each release's manifest.
-def _system_packages(glib):
-    return [
-        "base-files",
-        "ca-certificates",
-        "dash",
-        "libc-bin",
-        "libc6",
-        "libgcc-s1",
-        glib,  # renamed libglib2.0-0t64 by trixie's 64-bit time_t transition
-        "libgomp1",
-        "libstdc++6",
-        "netbase",
-        "tzdata",
-    ]
+# LightGBM, and the manylinux2014 libraries wheels may link without vendoring them, except glib, GL and
+# X11, which the seed image leaves out too. The mapping of library to package, and why, is in each release's
+# manifest.
+_SYSTEM_PACKAGES = [
+    "base-files",
+    "ca-certificates",
+    "dash",
+    "libc-bin",
+    "libc6",
+    "libgcc-s1",
+    "libgomp1",
+    "libstdc++6",
+    "netbase",
+    "tzdata",
+]
 
-def _python(distribution, version, merged_usr, glib = "libglib2.0-0", experimental = False, archs = ["amd64", "arm64"]):
+def _python(distribution, version, merged_usr, experimental = False, archs = ["amd64", "arm64"]):
     python = "python" + version
     return struct(
         distribution = distribution,
@@ -37,7 +36,7 @@ def _python(distribution, version, merged_usr, glib = "libglib2.0-0", experiment
         archs = archs,
         experimental = experimental,
         merged_usr = merged_usr,
-        system_packages = _system_packages(glib),
+        system_packages = _SYSTEM_PACKAGES,
         python_packages = [python + "-minimal", "lib%s-minimal" % python, "lib%s-stdlib" % python],
         # Of the parts we prune (idlelib, ensurepip, lib2to3 and 2to3, tkinter, turtle, turtledemo), Debian's
         # libpythonX.Y-stdlib ships only turtle.py: it splits the rest into packages the image leaves out
@@ -50,7 +49,7 @@ PYTHONS = {
     # amd64 only: see debian_packages/bullseye/manifest.yaml.
     "3.9": _python("bullseye", "3.9", merged_usr = False, archs = ["amd64"]),
     "3.11": _python("bookworm", "3.11", merged_usr = True),
-    "3.13": _python("trixie", "3.13", merged_usr = True, glib = "libglib2.0-0t64"),
+    "3.13": _python("trixie", "3.13", merged_usr = True),
     # Debian testing: its packages move, so the image is tagged 3.14-experimental and never latest.
-    "3.14": _python("forky", "3.14", merged_usr = True, glib = "libglib2.0-0t64", experimental = True),
+    "3.14": _python("forky", "3.14", merged_usr = True, experimental = True),
 }

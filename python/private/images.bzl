@@ -161,7 +161,12 @@ def _variant_image(version, config, arch, variant, shared):
         architecture = arch,
         variant = "v8" if arch == "arm64" else "",
     )
-    configs = [prefix + "_python_tests", prefix + "_package_tests", "//tests:nonroot.yaml" if settings.nonroot else "//tests:root.yaml"]
+    configs = [
+        prefix + "_python_tests",
+        prefix + "_package_tests",
+        "//tests:omitted_libraries.yaml",
+        "//tests:nonroot.yaml" if settings.nonroot else "//tests:root.yaml",
+    ]
     if settings.debug:
         configs += [prefix + "_debug_package_tests", "//tests:debug.yaml"]
     container_structure_test(
