@@ -492,14 +492,52 @@ exec "$@"
 
 
 def enter_command(layout: CacheLayout, project: Path, environment: dict[str, str], argv: Sequence[str],
-                  is_root: bool) -> list[str]:
+                  is_root: bool, extra_binds: Sequence[str] = ()) -> list[str]:
     namespace = ["unshare", "--mount", "--propagation", "private"]
     if not is_root:
         namespace[1:1] = ["--user", "--map-root-user"]
-    binds = [str(project), str(layout.output_user_root), str(layout.repository_cache), *engine_sockets(environment)]
+    binds = [str(project), str(layout.output_user_root), str(layout.repository_cache), *engine_sockets(environment),
+             *extra_binds]
     env = ["env", "-i", *(f"{key}={value}" for key, value in sorted(environment.items()))]
     return [*namespace, "/bin/sh", "-c", ENTER_SCRIPT, "enter-root", str(layout.root), str(project), *binds, "--",
             *env, "bazel", *argv]
+
+
+# Bazel options whose value is a directory on the machine: bound into the root at the same path, so that
+# `--output_base=/tmp/x` means the host's /tmp/x (and bazel-bin points somewhere that exists), not a
+# directory inside the root.
+HOST_PATH_OPTIONS = ("--output_base", "--output_user_root", "--repository_cache", "--disk_cache", "--distdir")
+
+
+def host_path_arguments(argv: Sequence[str], cwd: Path) -> tuple[list[str], list[str]]:
+    """The arguments with each host path option made absolute, and the directories to bind for them."""
+    arguments: list[str] = []
+    binds: list[str] = []
+    pending = ""
+    for argument in argv:
+        if argument == "--":
+            arguments += argv[len(arguments):]
+            break
+        if pending:
+            option, value = pending, argument
+            pending = ""
+        elif argument in HOST_PATH_OPTIONS:
+            pending = argument
+            arguments.append(argument)
+            continue
+        elif argument.split("=", 1)[0] in HOST_PATH_OPTIONS and "=" in argument:
+            option, value = argument.split("=", 1)
+        else:
+            arguments.append(argument)
+            continue
+        if not value:  # e.g. --disk_cache= turns the cache off
+            arguments.append(argument if argument.startswith(option) else value)
+            continue
+        path = (cwd / value).resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        binds.append(str(path))
+        arguments.append(f"{option}={path}" if argument.startswith(option) else str(path))
+    return arguments, binds
 
 
 def engine_sockets(environment: dict[str, str], default: str = DEFAULT_DOCKER_SOCKET) -> list[str]:
@@ -535,7 +573,8 @@ def run(argv: Sequence[str], environ: dict[str, str]) -> list[str]:
     configure_root(layout, project)
     for directory in (layout.output_user_root, layout.repository_cache):
         directory.mkdir(parents=True, exist_ok=True)
-    return enter_command(layout, project, root_environment(environ, mirrors), argv, is_root)
+    arguments, binds = host_path_arguments(argv, Path.cwd())
+    return enter_command(layout, project, root_environment(environ, mirrors), arguments, is_root, binds)
 
 
 def main(argv: Sequence[str]) -> int:

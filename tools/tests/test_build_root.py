@@ -289,6 +289,20 @@ def test_enter_command_binds_project_and_caches_and_passes_arguments() -> None:
     assert "env" in command and "-i" in command
 
 
+def test_host_paths_given_to_bazel_are_made_absolute_and_bound(tmp_path: Path) -> None:
+    argv = ["--output_base=out", "build", "--repository_cache", str(tmp_path / "repo"), "--disk_cache=",
+            "//x", "--", "--distdir=not-an-option-here"]
+    arguments, binds = build_root.host_path_arguments(argv, tmp_path)
+    assert arguments == [f"--output_base={tmp_path / 'out'}", "build", "--repository_cache", str(tmp_path / "repo"),
+                         "--disk_cache=", "//x", "--", "--distdir=not-an-option-here"]
+    assert binds == [str(tmp_path / "out"), str(tmp_path / "repo")]
+    assert (tmp_path / "out").is_dir() and (tmp_path / "repo").is_dir()
+    command = build_root.enter_command(build_root.CacheLayout(Path("/cache"), "abc"), Path("/p"), {}, arguments,
+                                       is_root=True, extra_binds=binds)
+    script_arguments = command[command.index("-c") + 2:]
+    assert script_arguments[script_arguments.index("--") - 2:script_arguments.index("--")] == binds
+
+
 def test_engine_socket_is_bound_only_when_it_exists(tmp_path: Path) -> None:
     socket_path = tmp_path / "docker.sock"
     assert build_root.engine_sockets({}, default=str(socket_path)) == []
