@@ -57,6 +57,8 @@ PASSED_VARIABLES = (
     "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
     "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CERT", "PIP_DEFAULT_TIMEOUT",
 )
+# Variables tools/bazel itself reads on the machine (they choose the cache, not what runs in the root).
+HOST_VARIABLES = ("DISTROLESS_PYTHON_CACHE", "XDG_CACHE_HOME", "HOME")
 # A root with Bazel, the engine and qemu takes about 2.4 GB; the output base needs several more.
 REQUIRED_FREE_BYTES = 6 * 1024**3
 # Copied from the machine into the root on every run: name resolution, and the CA bundle, so downloads

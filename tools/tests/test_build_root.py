@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import http.server
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -329,6 +330,19 @@ def test_root_environment_passes_only_known_variables() -> None:
     assert environment["DEBIAN_MIRROR"] == "http://m.invalid/debian"
     assert "SECRET_TOKEN" not in environment
     assert environment["PATH"].startswith("/usr/sbin")
+
+
+# Upper-case names in the README's code spans that are not variables the project's tools read: the image's
+# PATH, a variable the images do not need, and the word tools/bazel prints before a substitution.
+NOT_TOOL_VARIABLES = {"PATH", "SSL_CERT_FILE", "NOTICE"}
+
+
+def test_every_variable_the_readme_documents_reaches_the_root() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", readme)) - NOT_TOOL_VARIABLES
+    assert {"DEBIAN_MIRROR", "DISTROLESS_REPOSITORY", "DOCKER_HOST"} <= documented
+    reaching = set(build_root.PASSED_VARIABLES) | set(build_root.MIRROR_VARIABLES) | set(build_root.HOST_VARIABLES)
+    assert documented - reaching == set(), "documented, but tools/bazel drops them: add them to PASSED_VARIABLES"
 
 
 def test_main_reports_errors_in_one_message(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
