@@ -1,0 +1,1 @@
+"""A small HTTP JSON service: the example app for putting a program on the distroless Python images."""

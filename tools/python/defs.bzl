@@ -1,0 +1,17 @@
+"""Public API: rules that put Python requirements and an application on the images, with the image's own Python.
+
+Wheels come from the `python_wheels` module extension (//tools/python:extensions.bzl).
+"""
+
+load(
+    "//tools/python/private:app.bzl",
+    _py_app_image = "py_app_image",
+    _py_app_layer = "py_app_layer",
+    _py_requirements_lock = "py_requirements_lock",
+    _py_wheels_layer = "py_wheels_layer",
+)
+
+py_app_image = _py_app_image
+py_app_layer = _py_app_layer
+py_requirements_lock = _py_requirements_lock
+py_wheels_layer = _py_wheels_layer

@@ -1,0 +1,170 @@
+"""Rules that put Python requirements and an application on one of the images, with the image's own Python."""
+
+load("//tools/oci:defs.bzl", "oci_image", "oci_image_index")
+
+_SITE = "usr/lib/python3/dist-packages"
+
+def _base_attr():
+    return attr.label(
+        mandatory = True,
+        allow_single_file = True,
+        doc = "The image to build on: an oci_image of one architecture, e.g. //python:3.13_amd64. Its own interpreter checks and compiles.",
+    )
+
+def _python_attr():
+    return attr.string(default = "usr/bin/python3", doc = "The interpreter inside the image.")
+
+def _layer(ctx, tool, arguments, inputs, mnemonic, message):
+    out = ctx.actions.declare_file(ctx.label.name + ".tar.gz")
+    args = ctx.actions.args()
+    args.add("--base", ctx.file.base.path)
+    args.add("--python", ctx.attr.python)
+    args.add("--output", out)
+    args.add_all(arguments)
+    ctx.actions.run(
+        executable = tool,
+        arguments = [args],
+        inputs = depset([ctx.file.base] + inputs),
+        outputs = [out],
+        mnemonic = mnemonic,
+        progress_message = message,
+    )
+    return [DefaultInfo(files = depset([out]))]
+
+def _py_wheels_layer_impl(ctx):
+    wheels = [wheel for wheel in ctx.files.wheels if wheel.basename.endswith(".whl")]
+    arguments = ["--site", ctx.attr.site] + [argument for wheel in wheels for argument in ["--wheel", wheel.path]]
+    return _layer(ctx, ctx.executable._tool, arguments, wheels, "PyWheelsLayer", "Installing wheels with the image's Python for %{output}")
+
+py_wheels_layer = rule(
+    implementation = _py_wheels_layer_impl,
+    doc = """Installs wheels into a layer for `base`: the image's own Python checks that each fits (version, ABI,
+architecture, glibc) and byte-compiles them; each project's best fitting wheel is installed, RECORD-checked.""",
+    attrs = {
+        "base": _base_attr(),
+        "wheels": attr.label_list(allow_files = [".whl"], mandatory = True, doc = "Wheels, e.g. @<hub>//:amd64 from the python_wheels extension."),
+        "site": attr.string(default = _SITE, doc = "The site directory inside the image; it must be on the image's site-packages path."),
+        "python": _python_attr(),
+        "_tool": attr.label(default = "//tools/python:install_wheels", executable = True, cfg = "exec"),
+    },
+)
+
+def _py_app_layer_impl(ctx):
+    package = ctx.label.package
+    strip = ctx.attr.strip_prefix if ctx.attr.strip_prefix else package
+    arguments = ["--directory", ctx.attr.directory]
+    for layer in ctx.files.layers:
+        arguments += ["--layer", layer.path]
+    for src in ctx.files.srcs:
+        path = src.short_path
+        if strip and not path.startswith(strip + "/"):
+            fail("%s is not under %s; set strip_prefix" % (path, strip))
+        arguments += ["--file", "%s=%s" % (src.path, path[len(strip) + 1:] if strip else path)]
+    return _layer(ctx, ctx.executable._tool, arguments, ctx.files.srcs + ctx.files.layers, "PyAppLayer", "Adding the app and compiling it with the image's Python for %{output}")
+
+py_app_layer = rule(
+    implementation = _py_app_layer_impl,
+    doc = "The app's files under `directory` (/app), with .pyc files compiled by the image's own Python.",
+    attrs = {
+        "base": _base_attr(),
+        "srcs": attr.label_list(allow_files = True, mandatory = True, doc = "The app's files; their paths below `strip_prefix` are kept."),
+        "strip_prefix": attr.string(doc = "Removed from each file's path; default: the package of this target."),
+        "layers": attr.label_list(allow_files = [".tar", ".tar.gz", ".tar.zst"], doc = "Layers between the base and the app, e.g. the py_wheels_layer."),
+        "directory": attr.string(default = "app", doc = "The app's directory inside the image."),
+        "python": _python_attr(),
+        "_tool": attr.label(default = "//tools/python:app_layer", executable = True, cfg = "exec"),
+    },
+)
+
+def _py_requirements_lock_impl(ctx):
+    runner = ctx.actions.declare_file(ctx.label.name + ".sh")
+    arguments = [
+        "--requirements",
+        ctx.file.requirements.short_path,
+        "--output",
+        ctx.attr.lock_path or (ctx.label.package + "/requirements.lock"),
+        "--python-version",
+        ctx.attr.python_version,
+        "--glibc",
+        ctx.attr.glibc,
+    ]
+    for architecture in ctx.attr.architectures:
+        arguments += ["--architecture", architecture]
+    ctx.actions.write(
+        runner,
+        "#!/bin/sh\nexec %s %s \"$@\"\n" % (ctx.executable._tool.short_path, " ".join(["'%s'" % a for a in arguments])),
+        is_executable = True,
+    )
+    runfiles = ctx.runfiles(files = [ctx.file.requirements]).merge(ctx.attr._tool[DefaultInfo].default_runfiles)
+    return [DefaultInfo(executable = runner, runfiles = runfiles)]
+
+py_requirements_lock = rule(
+    implementation = _py_requirements_lock_impl,
+    executable = True,
+    doc = """`tools/bazel run` it to (re)write the lock: for each NAME==VERSION in `requirements`, the sha256 of its
+best wheel for each architecture, read from the configured index (tools/python/lock.py).""",
+    attrs = {
+        "requirements": attr.label(allow_single_file = True, mandatory = True, doc = "NAME==VERSION lines, dependencies included."),
+        "lock_path": attr.string(doc = "The lock to write, relative to the workspace; default: <package>/requirements.lock."),
+        "python_version": attr.string(mandatory = True, doc = "The images' Python, e.g. 3.13."),
+        "architectures": attr.string_list(default = ["amd64", "arm64"]),
+        "glibc": attr.string(mandatory = True, doc = "The images' glibc version, e.g. 2.41 for trixie: the newest manylinux tag allowed."),
+        "_tool": attr.label(default = "//tools/python:lock", executable = True, cfg = "target"),
+    },
+)
+
+def py_app_image(
+        name,
+        bases,
+        wheels,
+        srcs,
+        entrypoint,
+        cmd = [],
+        env = {},
+        directory = "app",
+        strip_prefix = "",
+        python = "usr/bin/python3",
+        **kwargs):
+    """An app image per architecture and an index over them: base + requirements layer + app layer.
+
+    Makes NAME_<arch>_requirements (py_wheels_layer), NAME_<arch>_app (py_app_layer), NAME_<arch>
+    (oci_image) and NAME (oci_image_index).
+
+    Args:
+      name: the index's name.
+      bases: architecture -> the oci_image to build on, e.g. {"amd64": "//python:3.13_amd64_nonroot"}.
+      wheels: architecture -> the wheels, e.g. {"amd64": "@my_wheels//:amd64"}.
+      srcs: the app's files, placed under /`directory` with their paths below `strip_prefix`.
+      entrypoint: the container's entrypoint, e.g. ["/usr/bin/python3", "-m", "my_app"].
+      cmd: default arguments.
+      env: environment, merged over the base's; PYTHONPATH=/`directory` is added so `-m` finds the app.
+      directory: the app's directory inside the image.
+      strip_prefix: removed from the files' paths; default: the calling package.
+      python: the interpreter inside the images.
+      **kwargs: passed to every target (tags, visibility, testonly).
+    """
+    images = []
+    for architecture, base in sorted(bases.items()):
+        prefix = "%s_%s" % (name, architecture)
+        py_wheels_layer(name = prefix + "_requirements", base = base, wheels = [wheels[architecture]], python = python, **kwargs)
+        py_app_layer(
+            name = prefix + "_app",
+            base = base,
+            srcs = srcs,
+            layers = [prefix + "_requirements"],
+            directory = directory,
+            strip_prefix = strip_prefix,
+            python = python,
+            **kwargs
+        )
+        oci_image(
+            name = prefix,
+            base = base,
+            tars = [prefix + "_requirements", prefix + "_app"],
+            entrypoint = entrypoint,
+            cmd = cmd,
+            env = dict({"PYTHONPATH": "/" + directory}, **env),
+            **kwargs
+        )
+        images.append(prefix)
+    oci_image_index(name = name, images = images, **kwargs)
