@@ -564,6 +564,26 @@ def find_project(start: Path) -> Path:
     return PROJECT_DIR
 
 
+def bazel_server_running(output_user_root: Path) -> bool:
+    """Whether any Bazel server of this root is alive (each output base records its server's pid)."""
+    for pid_file in output_user_root.glob("*/server/server.pid.txt"):
+        with contextlib.suppress(OSError, ValueError):
+            if Path(f"/proc/{int(pid_file.read_text().strip())}").exists():
+                return True
+    return False
+
+
+def clean_scratch(layout: CacheLayout) -> None:
+    """Removes the JNI libraries each Bazel server start unpacks into the root's /tmp and never removes.
+
+    Only while no server of this root runs: a running server still loads its own.
+    """
+    if bazel_server_running(layout.output_user_root):
+        return
+    for directory in (layout.root / "tmp").glob("bazel-jni.*"):
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def run(argv: Sequence[str], environ: dict[str, str]) -> list[str]:
     """Prepares the root and returns the command that runs Bazel inside it."""
     is_root = os.geteuid() == 0
@@ -573,6 +593,7 @@ def run(argv: Sequence[str], environ: dict[str, str]) -> list[str]:
     ensure_root(packages, layout, mirrors, is_root, snapshot_mirror(environ, packages))
     project = find_project(Path.cwd().resolve())
     configure_root(layout, project)
+    clean_scratch(layout)
     for directory in (layout.output_user_root, layout.repository_cache):
         directory.mkdir(parents=True, exist_ok=True)
     arguments, binds = host_path_arguments(argv, Path.cwd())
