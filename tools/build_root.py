@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import glob
 import hashlib
+import json
 import lzma
 import os
 import platform
@@ -41,11 +42,12 @@ EXTRA_MODULE_OVERRIDES = {
     "bazel_lib": "/usr/share/bazel/tools/bazel_lib",
     "rules_shell": "/usr/share/bazel/rules/shell",
 }
+# The archive table: each archive's mirror variable, and the snapshot service's variable and layout (the
+# fallback for pins the mirror no longer serves, for the build root and for the images' .debs alike).
+ARCHIVES = json.loads((PACKAGE_LIST.parent / "debian" / "archives.json").read_text())
 # The project's mirror variables, and the archive each names.
-MIRROR_VARIABLES = {"DEBIAN_MIRROR": "debian", "DEBIAN_SECURITY_MIRROR": "debian-security"}
-# The base URL of a Debian snapshot service (<base>/archive/<archive>/<timestamp>/): the fallback for pins
-# the mirror no longer serves, for the build root and for the images' .debs alike.
-SNAPSHOT_VARIABLE = "DEBIAN_SNAPSHOT_MIRROR"
+MIRROR_VARIABLES = {variable: archive for archive, variable in ARCHIVES["mirror_variables"].items()}
+SNAPSHOT_VARIABLE: str = ARCHIVES["snapshot_variable"]
 UPDATE_COMMAND = "tools/bazel run //debian_packages:update"
 # Written into a root that was built with substitutes for pins the mirror no longer served.
 SUBSTITUTIONS_FILE = "etc/distroless-python-substitutions"
@@ -200,7 +202,9 @@ def check_mirror(mirror: str, suite: str, timeout: float = 20) -> None:
 def snapshot_mirror(environ: dict[str, str], packages: PackageList) -> str:
     """The snapshot service's view of the archive at the pins' timestamp, or "" without one of the two."""
     service = environ.get(SNAPSHOT_VARIABLE, "").strip().rstrip("/")
-    return f"{service}/archive/debian/{packages.snapshot}" if service and packages.snapshot else ""
+    if not (service and packages.snapshot):
+        return ""
+    return f"{service}/" + ARCHIVES["snapshot_path"].format(archive="debian", timestamp=packages.snapshot)
 
 
 def parse_package_versions(index: str) -> dict[str, set[str]]:

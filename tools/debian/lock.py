@@ -42,12 +42,11 @@ from debian.debian_support import Version
 
 from tools.tarball import write_atomically
 
-# The one place that maps a manifest's `archive` to the environment variable holding its mirror base URL.
-MIRROR_ENV_VARS = {
-    "debian": "DEBIAN_MIRROR",
-    "debian-security": "DEBIAN_SECURITY_MIRROR",
-}
-SNAPSHOT_ENV_VAR = "DEBIAN_SNAPSHOT_MIRROR"
+# The archive table (archives.json beside this file) maps a manifest's `archive` to the environment variable
+# holding its mirror base URL, and names the snapshot service's variable and layout.
+ARCHIVES = json.loads((Path(__file__).resolve().parent / "archives.json").read_text())
+MIRROR_ENV_VARS: dict[str, str] = ARCHIVES["mirror_variables"]
+SNAPSHOT_ENV_VAR: str = ARCHIVES["snapshot_variable"]
 # Debian's snapshot timestamps, e.g. 20261127T081533Z.
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 TIMESTAMP_PATTERN = re.compile(r"/(\d{8}T\d{6}Z)/")
@@ -176,7 +175,7 @@ def _parse_excludes(path: Path, excludes: object) -> dict[str, str]:
 def mirror_url(archive: str, snapshot: str | None = None) -> str:
     """The base URL of `archive`: its live mirror, or the snapshot service's view of it at `snapshot`."""
     if snapshot:
-        return f"{snapshot_service()}/archive/{archive}/{snapshot}"
+        return f"{snapshot_service()}/" + ARCHIVES["snapshot_path"].format(archive=archive, timestamp=snapshot)
     env_var = MIRROR_ENV_VARS[archive]
     url = os.environ.get(env_var, "").strip()
     if not url:

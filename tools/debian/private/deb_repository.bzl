@@ -1,15 +1,9 @@
 """Repository rules behind the `debian` extension."""
 
 # The mirror of each archive comes from the environment (tools/bazel sets it from the apt sources), never
-# from the repository: the lock holds pool paths only.
-MIRROR_VARIABLES = {
-    "debian": "DEBIAN_MIRROR",
-    "debian-security": "DEBIAN_SECURITY_MIRROR",
-}
-
-# The base URL of a Debian snapshot service (<base>/archive/<archive>/<timestamp>/pool/...), tried after the
-# mirror for locks resolved through a snapshot.
-SNAPSHOT_VARIABLE = "DEBIAN_SNAPSHOT_MIRROR"
+# from the repository: the lock holds pool paths only. Which variable names which archive, and the snapshot
+# service's variable and layout, are in the archive table.
+ARCHIVE_TABLE = Label("//tools/debian:archives.json")
 
 # What re-locks every release and the build root's pins to versions the mirror serves.
 UPDATE_COMMAND = "tools/bazel run //debian_packages:update"
@@ -18,14 +12,15 @@ def repository_name(hub, arch, package):
     """A valid repository name for one package of one architecture ('+' is not allowed in names)."""
     return "%s_%s_%s" % (hub, arch, package.replace("+", "x"))
 
-def _deb_urls(rctx, mirror):
+def _deb_urls(rctx, archives, mirror):
     urls = [mirror + "/" + rctx.attr.filename]
-    snapshot = rctx.os.environ.get(SNAPSHOT_VARIABLE, "").rstrip("/")
+    snapshot = (rctx.getenv(archives["snapshot_variable"]) or "").rstrip("/")
     if snapshot and rctx.attr.snapshot:
-        urls.append("%s/archive/%s/%s/%s" % (snapshot, rctx.attr.archive, rctx.attr.snapshot, rctx.attr.filename))
+        path = archives["snapshot_path"].format(archive = rctx.attr.archive, timestamp = rctx.attr.snapshot)
+        urls.append("%s/%s/%s" % (snapshot, path, rctx.attr.filename))
     return urls
 
-def _missing_deb_message(rctx, variable, mirror, urls):
+def _missing_deb_message(rctx, archives, variable, mirror, urls):
     """Why the .deb could not be had, and what to do: an unreachable mirror, or a pin the mirror dropped."""
     pin = "%s pins %s from %s" % (rctx.attr.lock, rctx.attr.package, rctx.attr.filename)
     if rctx.attr.probe and not rctx.download(url = mirror + "/" + rctx.attr.probe, output = "probe", allow_fail = True).success:
@@ -36,12 +31,13 @@ def _missing_deb_message(rctx, variable, mirror, urls):
             rctx.attr.probe,
             variable,
         )
-    snapshot = rctx.os.environ.get(SNAPSHOT_VARIABLE, "")
+    snapshot_variable = archives["snapshot_variable"]
+    snapshot = rctx.getenv(snapshot_variable) or ""
     if len(urls) > 1:
         return "%s, and neither the mirror in %s nor the snapshot service in %s at %s serves it (tried %s). Run `%s` to re-lock to versions the mirror serves." % (
             pin,
             variable,
-            SNAPSHOT_VARIABLE,
+            snapshot_variable,
             rctx.attr.snapshot,
             ", ".join(urls),
             UPDATE_COMMAND,
@@ -49,7 +45,7 @@ def _missing_deb_message(rctx, variable, mirror, urls):
     if not rctx.attr.snapshot:
         fallback = "the lock was resolved from a live mirror and names no snapshot, so no snapshot service can stand in"
     elif not snapshot:
-        fallback = "or set %s to a Debian snapshot service's base URL, from which the build then fetches it as of the lock's snapshot %s" % (SNAPSHOT_VARIABLE, rctx.attr.snapshot)
+        fallback = "or set %s to a Debian snapshot service's base URL, from which the build then fetches it as of the lock's snapshot %s" % (snapshot_variable, rctx.attr.snapshot)
     else:
         fallback = ""
     return "%s, which the mirror in %s (%s) no longer serves: Debian's archive drops a version once its suite has moved on. Run `%s` to re-lock to versions the mirror serves (%s)." % (
@@ -61,14 +57,17 @@ def _missing_deb_message(rctx, variable, mirror, urls):
     )
 
 def _deb_file_impl(rctx):
-    variable = MIRROR_VARIABLES.get(rctx.attr.archive)
+    archives = json.decode(rctx.read(ARCHIVE_TABLE))
+    variable = archives["mirror_variables"].get(rctx.attr.archive)
     if not variable:
         fail("lock entry %s names archive '%s'; known archives: %s" % (
             rctx.attr.filename,
             rctx.attr.archive,
-            ", ".join(MIRROR_VARIABLES.keys()),
+            ", ".join(archives["mirror_variables"].keys()),
         ))
-    mirror = rctx.os.environ.get(variable, "").rstrip("/")
+
+    # getenv makes Bazel fetch again when the variable changes.
+    mirror = (rctx.getenv(variable) or "").rstrip("/")
     if not mirror:
         fail("%s is not set, so %s cannot be downloaded. Run Bazel through tools/bazel, which sets it from " % (
             variable,
@@ -77,10 +76,10 @@ def _deb_file_impl(rctx):
 
     # The sha256 makes Bazel's repository cache (and --distdir) serve the file when it has it, and
     # rejects a tampered download; the URLs are tried in order.
-    urls = _deb_urls(rctx, mirror)
+    urls = _deb_urls(rctx, archives, mirror)
     result = rctx.download(url = urls, output = "package.deb", sha256 = rctx.attr.sha256, allow_fail = True)
     if not result.success:
-        fail(_missing_deb_message(rctx, variable, mirror, urls))
+        fail(_missing_deb_message(rctx, archives, variable, mirror, urls))
     rctx.file("BUILD.bazel", 'exports_files(["package.deb"])\n')
 
 deb_file = repository_rule(
@@ -99,7 +98,6 @@ naming the lock, the package and what to do.""",
         "snapshot": attr.string(doc = "The snapshot timestamp the lock was resolved at; empty when resolved live."),
         "probe": attr.string(doc = "A path below the mirror (an InRelease) that tells an unreachable mirror from a missing file."),
     },
-    environ = list(MIRROR_VARIABLES.values()) + [SNAPSHOT_VARIABLE],
 )
 
 def _deb_hub_impl(rctx):
