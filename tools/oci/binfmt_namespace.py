@@ -11,7 +11,7 @@ keep their owner.
 
 Inside, `python3 -m tools.oci.binfmt_namespace --emulator QEMU --architecture ARCH --binfmt-dir DIR -- COMMAND`
 is the PID namespace's first process. It mounts binfmt_misc on DIR, registers QEMU for ARCH's ELF files
-with the F flag (the kernel opens the emulator now, so containers need no copy of it), starts COMMAND and
+with the F and P flags (see register_line), starts COMMAND and
 stays as its init: it reaps orphans, and exits when COMMAND exits or when its stdin, a pipe whose other end
 only the caller holds, closes. When it exits the kernel kills every process in the namespace. So stopping
 is closing the pipe, and a caller that dies for any reason (SIGKILL included) ends the namespace too.
@@ -44,6 +44,7 @@ ELF_HANDLERS: dict[str, tuple[bytes, bytes]] = {
         b"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff",
     ),
 }
+REGISTER_FLAGS = "PF"
 # Architecture -> the kernel's machine name, which is also qemu's suffix: the handler is qemu-aarch64.
 MACHINE_NAMES = {"arm64": "aarch64", "amd64": "x86_64"}
 # Identity for the ids images use: root, nonroot (65532) and nobody (65534).
@@ -79,11 +80,16 @@ def handler_name(architecture: str) -> str:
 
 
 def register_line(architecture: str, emulator: Path) -> str:
-    """The line that registers `emulator` for `architecture`'s ELF files, with the F (fix binary) flag."""
+    """The line that registers `emulator` for `architecture`'s ELF files.
+
+    F (fix binary): the kernel opens the emulator now, so containers need no copy of it. P (preserve argv[0]):
+    without it the program's argv[0] becomes its path, and multi-call binaries (busybox, run as `grep` by
+    its own shell) take their first argument for the applet name.
+    """
     if architecture not in ELF_HANDLERS:
         raise NamespaceError(f"no ELF magic known for {architecture!r}; known: {', '.join(sorted(ELF_HANDLERS))}")
     magic, mask = ELF_HANDLERS[architecture]
-    return f":{handler_name(architecture)}:M::{escape(magic)}:{escape(mask)}:{emulator}:F"
+    return f":{handler_name(architecture)}:M::{escape(magic)}:{escape(mask)}:{emulator}:{REGISTER_FLAGS}"
 
 
 def inner_command(emulator: Path, architecture: str, binfmt_dir: Path, command: Sequence[str]) -> list[str]:

@@ -56,7 +56,7 @@ def test_register_line_has_binfmt_misc_fields_and_the_fix_binary_flag() -> None:
     fields = line.split(":")
     assert fields[0] == "" and len(fields) == 8
     name, kind, offset, magic, mask, interpreter, flags = fields[1:]
-    assert (name, kind, offset, interpreter, flags) == ("qemu-aarch64", "M", "", str(QEMU_AARCH64), "F")
+    assert (name, kind, offset, interpreter, flags) == ("qemu-aarch64", "M", "", str(QEMU_AARCH64), "PF")
     assert re.fullmatch(r"(\\x[0-9a-f]{2})+", magic) and re.fullmatch(r"(\\x[0-9a-f]{2})+", mask)
     assert magic.startswith("\\x7f\\x45\\x4c\\x46")
 
@@ -218,7 +218,7 @@ def test_inside_root_is_mapped_the_handler_is_registered_and_only_loopback_exist
     assert process.stdout is not None
     output = process.stdout.read().decode()
     assert process.wait() == 0, output
-    assert re.search(r"^\s*0\s+0\s+65536\n\s*0\s+0\s+65536\nenabled\ninterpreter /usr/bin/qemu-aarch64\nflags: F\n",
+    assert re.search(r"^\s*0\s+0\s+65536\n\s*0\s+0\s+65536\nenabled\ninterpreter /usr/bin/qemu-aarch64\nflags: PF\n",
                      output), output
     assert "-m tools.oci.binfmt_namespace" in output  # the namespace's init
     assert output.endswith("\nlo\n"), output  # the only network interface
