@@ -1,9 +1,11 @@
 """Deterministic tar layers: the one place that decides how this project writes and reads tars.
 
 Every layer the project produces goes through `Layer.write`, so they all share the same rules:
-entries sorted by path with their parent directories present, mtime fixed, owner root:root (uid/gid 0)
-unless a directory is explicitly given to another user,
-PAX format, and compression that does not embed a timestamp or file name.
+entries sorted by path with their parent directories present, owner root:root (uid/gid 0)
+unless a directory is explicitly given to another user, PAX format, and compression that does not embed
+a timestamp or file name. Modification times are kept where an entry has one of its own (a file unpacked
+from a .deb keeps the time the .deb records, as dpkg would install it); everything the build generates
+gets GENERATED_MTIME. Either way the time comes from the inputs, never from the clock.
 """
 
 from __future__ import annotations
@@ -20,8 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-# Fixed modification time for every entry (the Unix epoch, as distroless and ko use).
-MTIME = 0
+# The one modification time of every file, directory and link the build generates (base files, caches,
+# status.d entries, parent directories the writer adds, ...): 1980-01-02T00:00:00Z. Not the Unix epoch,
+# which distroless uses: ZIP cannot store times before 1980-01-01 00:00 *local* time, so Python's zipfile
+# (zipapp, shutil.make_archive, PyZipFile) refuses files older than that. One day later stays 1980 in
+# every time zone (UTC-12 to UTC+14). Fixed, so images stay reproducible bit for bit.
+GENERATED_MTIME = 315619200
 COMPRESSIONS = ("gzip", "zstd", "none")
 GZIP_LEVEL = 6
 ZSTD_LEVEL = 19
@@ -43,12 +49,13 @@ class Entry:
     linkname: str = ""
     uid: int = 0
     gid: int = 0
+    mtime: int = GENERATED_MTIME
 
     def tarinfo(self) -> tarfile.TarInfo:
         info = tarfile.TarInfo(self.path + ("/" if self.type == tarfile.DIRTYPE else ""))
         info.type = self.type
         info.mode = self.mode
-        info.mtime = MTIME
+        info.mtime = self.mtime
         info.uid, info.gid = self.uid, self.gid
         info.uname = "root" if self.uid == 0 else ""
         info.gname = "root" if self.gid == 0 else ""
@@ -63,30 +70,31 @@ class Layer:
 
     entries: dict[str, Entry] = field(default_factory=dict)
 
-    def add_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
-        self._add(Entry(normalize_path(path), tarfile.REGTYPE, mode, data))
+    def add_file(self, path: str, data: bytes, mode: int = 0o644, mtime: int = GENERATED_MTIME) -> None:
+        self._add(Entry(normalize_path(path), tarfile.REGTYPE, mode, data, mtime=mtime))
 
-    def add_dir(self, path: str, mode: int = 0o755, uid: int = 0, gid: int = 0) -> None:
+    def add_dir(self, path: str, mode: int = 0o755, uid: int = 0, gid: int = 0, mtime: int = GENERATED_MTIME) -> None:
         """Adds a directory; only home directories of non-root users are owned by anyone but root."""
-        self._add(Entry(normalize_path(path), tarfile.DIRTYPE, mode, uid=uid, gid=gid))
+        self._add(Entry(normalize_path(path), tarfile.DIRTYPE, mode, uid=uid, gid=gid, mtime=mtime))
 
-    def add_symlink(self, path: str, target: str) -> None:
-        self._add(Entry(normalize_path(path), tarfile.SYMTYPE, 0o777, linkname=target))
+    def add_symlink(self, path: str, target: str, mtime: int = GENERATED_MTIME) -> None:
+        self._add(Entry(normalize_path(path), tarfile.SYMTYPE, 0o777, linkname=target, mtime=mtime))
 
     def add_hardlink(self, path: str, target: str) -> None:
+        """Adds a hard link; in the tar it takes the mode and mtime of the file it links to (one inode)."""
         self._add(Entry(normalize_path(path), tarfile.LNKTYPE, 0o644, linkname=normalize_path(target)))
 
     def add_member(self, info: tarfile.TarInfo, data: bytes) -> None:
-        """Adds a member read from another tar, keeping its type, permissions and link target."""
-        mode = info.mode & 0o7777
+        """Adds a member read from another tar, keeping its type, permissions, mtime and link target."""
+        mode, mtime = info.mode & 0o7777, int(info.mtime)
         if info.isdir():
-            self.add_dir(info.name, mode)
+            self.add_dir(info.name, mode, mtime=mtime)
         elif info.issym():
-            self.add_symlink(info.name, info.linkname)
+            self.add_symlink(info.name, info.linkname, mtime=mtime)
         elif info.islnk():
             self._add(Entry(normalize_path(info.name), tarfile.LNKTYPE, mode, linkname=normalize_path(info.linkname)))
         elif info.isreg():
-            self.add_file(info.name, data, mode)
+            self.add_file(info.name, data, mode, mtime=mtime)
         else:
             raise ValueError(f"{info.name}: unsupported tar member type {info.type!r} (only files, directories and links)")
 
@@ -108,7 +116,7 @@ class Layer:
         self.entries[entry.path] = entry
 
     def sorted_entries(self) -> list[Entry]:
-        """Entries sorted by path, with missing parent directories added (mode 0755)."""
+        """Entries sorted by path, with missing parent directories added (mode 0755, GENERATED_MTIME)."""
         entries = dict(self.entries)
         for path in list(entries):
             parent = posixpath.dirname(path)
@@ -139,7 +147,8 @@ def _put_files_before_their_hard_links(entries: dict[str, Entry], order: list[st
     """Makes the first path of each hard-link group (in `order`) the file, and the others links to it.
 
     Extractors (Docker's included) can only link to a file they have already written, but a link may sort
-    before its file, e.g. after a later package or a merged-/usr move renamed the file.
+    before its file, e.g. after a later package or a merged-/usr move renamed the file. Every link carries
+    its file's mode and mtime: extractors apply a link entry's times to the inode it shares with the file.
     """
     position = {path: index for index, path in enumerate(order)}
     groups: dict[str, list[str]] = {}
@@ -151,13 +160,13 @@ def _put_files_before_their_hard_links(entries: dict[str, Entry], order: list[st
             groups.setdefault(target, []).append(path)
     for file_path, links in groups.items():
         first = min([file_path, *links], key=position.__getitem__)
-        if first == file_path:
-            continue
         file = entries[file_path]
-        entries[first] = Entry(first, tarfile.REGTYPE, file.mode, file.data, uid=file.uid, gid=file.gid)
+        entries[first] = Entry(first, tarfile.REGTYPE, file.mode, file.data, uid=file.uid, gid=file.gid, mtime=file.mtime)
         for path in [file_path, *links]:
             if path != first:
-                entries[path] = Entry(path, tarfile.LNKTYPE, file.mode, linkname=first, uid=file.uid, gid=file.gid)
+                entries[path] = Entry(
+                    path, tarfile.LNKTYPE, file.mode, linkname=first, uid=file.uid, gid=file.gid, mtime=file.mtime
+                )
 
 
 def compress(data: bytes, compression: str) -> bytes:

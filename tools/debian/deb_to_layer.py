@@ -2,6 +2,8 @@
 
 Nothing is run: maintainer scripts are ignored, as in distroless. What dpkg would record is written
 to /var/lib/dpkg/status.d/<package> (and <package>.md5sums) so that image scanners find the packages.
+Files, directories and symlinks keep the mtime their .deb records, as dpkg installs them; the status.d
+entries and merged-/usr symlinks, which the build writes, get tarball.GENERATED_MTIME.
 
     python3 -m tools.debian.deb_to_layer --output OUT [--compression gzip|zstd|none]
         [--merged-usr] [--keep-docs] DEB [DEB...]
@@ -82,6 +84,7 @@ class Deb:
 class Inode:
     data: bytes
     mode: int
+    mtime: int = tarball.GENERATED_MTIME
 
 
 def read_ar(path: Path, data: bytes) -> dict[str, bytes]:
@@ -242,22 +245,22 @@ class LayerBuilder:
                 raise DebError(f"{deb}: {info.name}: hard link to {info.linkname}, which is not an earlier file")
             shipped_inodes[shipped] = shipped_inodes[target]
         elif info.isreg():
-            shipped_inodes[shipped] = Inode(data, info.mode & 0o7777)
+            shipped_inodes[shipped] = Inode(data, info.mode & 0o7777, int(info.mtime))
         path = self.relocate(shipped)
         if not path or (not self.keep_docs and is_dropped_doc(path)):
             return
         if info.isdir():
             self.inodes.pop(path, None)
-            self.layer.add_dir(path, info.mode & 0o7777)
+            self.layer.add_dir(path, info.mode & 0o7777, mtime=int(info.mtime))
         elif info.issym():
             self.inodes.pop(path, None)
-            self.layer.add_symlink(path, self.relocate_symlink_target(info.linkname))
+            self.layer.add_symlink(path, self.relocate_symlink_target(info.linkname), mtime=int(info.mtime))
         else:
             self.add_file(path, shipped_inodes[shipped])
 
     def add_file(self, path: str, inode: Inode) -> None:
         self.inodes[path] = inode
-        self.layer.add_file(path, inode.data, inode.mode)
+        self.layer.add_file(path, inode.data, inode.mode, mtime=inode.mtime)
 
     def relocate(self, path: str) -> str:
         """Where `path` goes in the layer: under usr/ with merged /usr; "" for a merged directory itself."""

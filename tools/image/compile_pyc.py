@@ -15,6 +15,11 @@ An image of another architecture than the machine's (--architecture) runs its py
 static user-mode emulator (see chroot.py), which changes none of that.
 
 The output layer holds only the .pyc files that are new or changed, and their __pycache__ directories.
+Each .pyc gets its source's mtime (the .deb's, never earlier than tarball.GENERATED_MTIME), not the
+build's one fixed time: tools that pick a .pyc over its source only when the .pyc is at least as new
+(zipfile.PyZipFile.writepy) would otherwise try to recompile the stdlib into root-owned __pycache__
+directories. The import system ignores the time (the pycs are unchecked-hash), and the bytes do not
+depend on it either.
 
 Files that fail to compile make the tool fail, except under test directories (test, tests, *_test,
 *_tests, test_*): those hold deliberately broken data files, such as lib2to3/tests/data, and a pyc
@@ -42,7 +47,7 @@ from tools.image.chroot import (
     select_emulator,
 )
 from tools.image.unpack import UnpackError, resolve_in_root, unpack_layers
-from tools.tarball import COMPRESSIONS, Layer, normalize_path
+from tools.tarball import COMPRESSIONS, GENERATED_MTIME, Layer, normalize_path
 
 PYC_MODE = 0o644
 PYCACHE_MODE = 0o755
@@ -120,6 +125,20 @@ def run_driver(root: Path, python: str, stdlib: str, emulator: Path | None = Non
     return CompileResult(summary["compiled"], [f for f in failures if is_test_path(f[0])])
 
 
+def source_of(pyc: str) -> str:
+    """The source a PEP 3147 pyc is compiled from: a/__pycache__/m.cpython-39.pyc -> a/m.py."""
+    directory, name = pyc.rsplit("/", 1)
+    return directory.rsplit("/", 1)[0] + "/" + name.split(".", 1)[0] + ".py"
+
+
+def pyc_mtime(root: Path, pyc: str) -> int:
+    """The time the .pyc at image path `pyc` gets: its source's (as unpacked), but not before GENERATED_MTIME."""
+    source = resolve_in_root(root, source_of(pyc))
+    if not source.is_file():
+        return GENERATED_MTIME  # a pyc without source; nothing to be at least as new as
+    return max(GENERATED_MTIME, int(source.stat().st_mtime))
+
+
 def pyc_layer(root: Path, stdlib: str, before: dict[Path, str]) -> Layer:
     """A layer of the .pyc files under `stdlib` that are not in `before` or differ from it."""
     layer = Layer()
@@ -129,7 +148,7 @@ def pyc_layer(root: Path, stdlib: str, before: dict[Path, str]) -> Layer:
             continue
         image_path = stdlib + "/" + path.relative_to(host_stdlib).as_posix()
         layer.add_dir(image_path.rsplit("/", 1)[0], PYCACHE_MODE)
-        layer.add_file(image_path, path.read_bytes(), PYC_MODE)
+        layer.add_file(image_path, path.read_bytes(), PYC_MODE, mtime=pyc_mtime(root, image_path))
     return layer
 
 

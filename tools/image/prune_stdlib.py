@@ -47,7 +47,7 @@ def read_layer_keeping_owners(path: Path) -> Layer:
     layer = Layer()
     for info, data in iter_members(io.BytesIO(decompress(path.read_bytes()))):
         if info.isdir():
-            layer.add_dir(info.name, info.mode & 0o7777, uid=info.uid, gid=info.gid)
+            layer.add_dir(info.name, info.mode & 0o7777, uid=info.uid, gid=info.gid, mtime=int(info.mtime))
             continue
         if info.uid != 0 or info.gid != 0:
             raise PruneError(f"{info.name} is owned by {info.uid}:{info.gid}; only directories may be owned by non-root")

@@ -10,8 +10,8 @@ Rules, as in Docker's and containerd's layer application:
   through it; symlinks in parent components are followed, but resolved inside the root (an absolute
   target or "..", never escapes it), as they would be inside the container;
 - hard links point at a path already unpacked, by this layer (earlier in the tar) or an earlier one;
-- modes, including setuid/setgid/sticky bits, are kept; owners are kept when running as root
-  (where the user namespace can represent them).
+- modes, including setuid/setgid/sticky bits, and modification times are kept; owners are kept when
+  running as root (where the user namespace can represent them).
 Whiteouts (".wh." files) are not supported: the project's layers never delete anything.
 """
 
@@ -45,17 +45,19 @@ def unpack_layers(layers: list[Path], dest: Path) -> None:
 
 def apply_layer(layer: Path, dest: Path) -> None:
     """Applies one layer on top of what is already in `dest`."""
-    directory_modes: list[tuple[Path, int]] = []
+    directories: list[tuple[Path, tarfile.TarInfo]] = []
     for info, data in iter_members(io.BytesIO(decompress(layer.read_bytes()))):
         try:
             directory = _apply_member(dest, info, data)
         except (OSError, UnpackError) as error:
             raise UnpackError(f"{layer}: {info.name}: {error}") from error
         if directory is not None:
-            directory_modes.append((directory, info.mode & 0o7777))
-    # Directory modes last and deepest first, so a read-only directory does not stop its own contents.
-    for directory, mode in reversed(directory_modes):
-        os.chmod(directory, mode)
+            directories.append((directory, info))
+    # Directory modes and times last and deepest first, so a read-only directory does not stop its own
+    # contents, and writing the contents does not change the directory's mtime afterwards.
+    for directory, info in reversed(directories):
+        os.chmod(directory, info.mode & 0o7777)
+        os.utime(directory, (info.mtime, info.mtime))
 
 
 def resolve_in_root(root: Path, path: str, follow_last: bool = True) -> Path:
@@ -120,12 +122,15 @@ def _apply_member(root: Path, info: tarfile.TarInfo, data: bytes) -> Path | None
         if source != target:
             _remove(target)
             os.link(source, target, follow_symlinks=False)
-        return None  # a hard link shares its target's mode and owner
+        # A hard link shares its target's mode and owner; its time is applied to the shared inode, as engines do.
+        os.utime(target, (info.mtime, info.mtime), follow_symlinks=False)
+        return None
     else:
         raise UnpackError(f"unsupported member type {info.type!r}")
     _chown(target, info)
     if not info.issym():
         os.chmod(target, info.mode & 0o7777)  # after chown, which clears setuid/setgid
+    os.utime(target, (info.mtime, info.mtime), follow_symlinks=False)
     return None
 
 

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         tags = [check_tag(tag) for tag in args.tag]
         platform = Platform.parse(args.platform) if args.platform else None
         image = select_image(Layout(Path(args.layout)), platform)
-        # Layer.write gives the archive the project's tar conventions: sorted, mtime 0, root-owned.
+        # Layer.write gives the archive the project's tar conventions: sorted, fixed mtime, root-owned.
         docker_archive(image, tags).write(Path(args.output), compression="none")
     except LayoutError as error:
         print(f"docker_archive: error: {error}", file=sys.stderr)

@@ -1,9 +1,15 @@
 """Runs container-structure-test against an OCI layout in a real Docker engine.
 
 The engine is the one DOCKER_HOST names, or else a private dockerd this process starts (as root) with its
-own data root, exec root and socket under a temporary directory, and stops again before it exits.
-Images this machine cannot execute (arm64 here without a qemu binfmt handler) get their file and metadata
-tests only, and the output says that their command tests were not run.
+own data root, exec root and socket under a temporary directory, and stops again before it exits, also
+when the test is interrupted (SIGTERM, SIGINT).
+
+For an image of another architecture than the machine's, the private dockerd runs in its own user, mount,
+network and PID namespace, whose own binfmt_misc has the build root's static qemu registered
+(binfmt_namespace.py; Linux 6.7 and later), so its command tests run as a native image's do. Only where the
+kernel refuses that (and no binfmt_misc handler on the machine runs the image), or the DOCKER_HOST engine
+cannot run the image, do the file and metadata tests run alone, and the output says that the command tests
+were NOT run.
 """
 
 from __future__ import annotations
@@ -16,16 +22,22 @@ import os
 import platform
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Iterator
 
 import yaml
 
+from tools.image.chroot import EmulatorError, find_emulator, machine_architecture
+from tools.oci import binfmt_namespace
+from tools.oci.binfmt_namespace import NamespaceError
 from tools.oci.layout import Layout, LayoutError
 
 ENGINE_START_TIMEOUT = 60.0
@@ -82,21 +94,43 @@ def check_can_start_engine() -> None:
             "DOCKER_HOST at a running engine, e.g. DOCKER_HOST=unix:///var/run/docker.sock tools/bazel test //...")
 
 
+@dataclass(frozen=True)
+class Emulation:
+    """A foreign architecture's images, run by `emulator` registered in the engine's own binfmt_misc."""
+
+    architecture: str
+    emulator: Path
+
+
 @contextlib.contextmanager
-def private_engine() -> Iterator[str]:
-    """Starts dockerd and yields its DOCKER_HOST; stops it, and everything it started, on the way out."""
+def private_engine(emulation: Emulation | None = None) -> Iterator[str]:
+    """Starts dockerd and yields its DOCKER_HOST; stops it, and everything it started, on the way out.
+
+    With `emulation`, dockerd runs in a namespace of its own with the emulator registered there; stopping
+    it kills the whole namespace, and its mounts go with it.
+    """
     check_can_start_engine()
     # Short path: a unix socket path must stay under 108 bytes.
     state = Path(tempfile.mkdtemp(prefix="cst-engine-", dir="/tmp"))
     log_path = state / "dockerd.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(dockerd_command(state), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        if emulation is None:
+            process = subprocess.Popen(
+                dockerd_command(state), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        else:
+            binfmt_dir = state / "binfmt_misc"
+            binfmt_dir.mkdir()
+            process = binfmt_namespace.start(
+                dockerd_command(state), emulation.emulator, emulation.architecture, binfmt_dir, output=log)
     try:
         wait_for_engine(process, str(state / "docker.sock"), log_path)
         yield f"unix://{state / 'docker.sock'}"
     finally:
-        stop_engine(process)
-        subprocess.run(["umount", "-R", "-l", str(state / "data")], stderr=subprocess.DEVNULL, check=False)
+        if emulation is None:
+            stop_engine(process)
+            subprocess.run(["umount", "-R", "-l", str(state / "data")], stderr=subprocess.DEVNULL, check=False)
+        else:
+            binfmt_namespace.stop(process)
         shutil.rmtree(state, ignore_errors=True)
 
 
@@ -177,22 +211,57 @@ def without_command_tests(configs: list[str], directory: Path) -> list[str]:
     return stripped
 
 
+NOT_RUN_NOTE = ("NOTE: command tests were NOT run for this linux/{architecture} image: {reason}. File and metadata "
+                "tests still run: they only create the container, never start it.")
+
+
+def emulation_for(architecture: str, directory: Path) -> tuple[Emulation | None, str]:
+    """How the private engine runs `architecture`'s images: (Emulation, "") when this kernel gives a user
+    namespace its own binfmt_misc (found out by trying), else (None, the kernel's refusal)."""
+    check_can_start_engine()
+    emulator = find_emulator(architecture)
+    binfmt_dir = directory / "binfmt-probe"
+    binfmt_dir.mkdir()
+    refusal = binfmt_namespace.check_supported(emulator, architecture, binfmt_dir)
+    if refusal is None:
+        return Emulation(architecture, emulator), ""
+    return None, refusal
+
+
 def run_structure_tests(binary: str, image: str, configs: list[str], driver: str) -> int:
     # os/architecture[/variant]: the form the engine and container-structure-test's --platform take.
     image_platform = Layout(Path(image)).single_image().platform
     architecture = image_platform.architecture
     with tempfile.TemporaryDirectory() as directory:
-        if driver == "docker" and not can_execute(architecture):
-            print(f"NOTE: command tests were NOT run for this linux/{architecture} image: this machine cannot execute "
-                  f"{architecture} binaries (no binfmt_misc handler for {BINFMT_NAMES.get(architecture)}; Debian's "
-                  "qemu-user-binfmt provides one). File and metadata tests still run: they only create the "
-                  "container, never start it.", flush=True)
+        if driver != "docker":
+            return subprocess.run(structure_test_command(binary, image, configs, driver, str(image_platform))).returncode
+        engine_named = bool(os.environ.get("DOCKER_HOST"))
+        emulation, refusal = None, ""
+        if not engine_named and machine_architecture() != architecture:
+            emulation, refusal = emulation_for(architecture, Path(directory))
+        if emulation is None and not can_execute(architecture):
+            if engine_named:
+                reason = (f"the engine DOCKER_HOST names runs on this machine, which has no binfmt_misc handler "
+                          f"for {BINFMT_NAMES.get(architecture)} (Debian's qemu-user-binfmt provides one)")
+            else:
+                reason = (f"this kernel ({platform.release()}) cannot give the engine's user namespace its own "
+                          f"binfmt_misc ({refusal}), and the machine has no binfmt_misc handler for "
+                          f"{BINFMT_NAMES.get(architecture)}")
+            print(NOT_RUN_NOTE.format(architecture=architecture, reason=reason), flush=True)
             configs = without_command_tests(configs, Path(directory))
+        elif emulation is not None:
+            print(f"structure_test: running linux/{architecture} command tests under {emulation.emulator}, "
+                  "registered in the engine's own user namespace", flush=True)
         command = structure_test_command(binary, image, configs, driver, str(image_platform))
-        if driver != "docker" or os.environ.get("DOCKER_HOST"):
+        if engine_named:
             return subprocess.run(command).returncode
-        with private_engine() as docker_host:
+        with private_engine(emulation) as docker_host:
             return subprocess.run(command, env={**os.environ, "DOCKER_HOST": docker_host}).returncode
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (Bazel's on timeout or interrupt) unwinds like SIGINT, so the engine and its containers are stopped."""
+    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,9 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", action="append", required=True, help="structure test YAML")
     parser.add_argument("--driver", default="docker", choices=["docker", "tar"])
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         return run_structure_tests(args.binary, args.image, args.config, args.driver)
-    except (EngineError, LayoutError) as error:
+    except (EngineError, LayoutError, EmulatorError, NamespaceError) as error:
         print(f"structure_test: {error}", file=sys.stderr)
         return 1
 

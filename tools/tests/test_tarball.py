@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -33,9 +34,9 @@ def test_entries_sorted_with_parents_first_and_normalized() -> None:
                      "usr/lib/a", "usr/lib/a/y", "usr/lib/a-b", "usr/lib/a-b/x"]
 
 
-def test_owner_mtime_and_modes_are_fixed_or_kept() -> None:
+def test_owner_and_modes_are_fixed_or_kept_and_generated_entries_get_the_generated_mtime() -> None:
     by_name = {m.name: m for m in members(sample_layer().tar_bytes())}
-    assert all(m.mtime == tarball.MTIME for m in by_name.values())
+    assert all(m.mtime == tarball.GENERATED_MTIME for m in by_name.values())
     assert by_name["usr/bin/tool"].mode == 0o4755
     assert (by_name["usr/bin/tool"].uid, by_name["usr/bin/tool"].uname) == (0, "root")
     assert (by_name["home/nonroot"].uid, by_name["home/nonroot"].gid, by_name["home/nonroot"].mode) == (65532, 65532, 0o700)
@@ -64,6 +65,43 @@ def test_a_file_always_precedes_its_hard_links() -> None:
     assert by_name["usr/sbin/b-link"].linkname == "usr/bin/a-link"
     with tarfile.open(fileobj=io.BytesIO(layer.tar_bytes())) as tar:
         assert tar.extractfile("usr/lib/z-real").read() == b"data"
+
+
+def test_generated_mtime_is_representable_in_zip_in_every_time_zone() -> None:
+    # ZIP's DOS times start at 1980-01-01 00:00 local time; UTC+14 and UTC-12 are the extreme offsets.
+    for offset_hours in (-12, 0, 14):
+        local = time.gmtime(tarball.GENERATED_MTIME + offset_hours * 3600)
+        assert local.tm_year == 1980
+
+
+def test_entries_keep_their_own_mtime() -> None:
+    layer = tarball.Layer()
+    layer.add_file("usr/lib/a/file", b"x", mtime=1_600_000_000)
+    layer.add_dir("usr/lib/a", mtime=1_600_000_001)
+    layer.add_symlink("usr/lib/link", "a/file", mtime=1_600_000_002)
+    by_name = {m.name: m.mtime for m in members(layer.tar_bytes())}
+    assert by_name == {"usr": tarball.GENERATED_MTIME, "usr/lib": tarball.GENERATED_MTIME, "usr/lib/a": 1_600_000_001,
+                       "usr/lib/a/file": 1_600_000_000, "usr/lib/link": 1_600_000_002}
+
+
+def test_reading_a_layer_keeps_mtimes(tmp_path: Path) -> None:
+    layer = tarball.Layer()
+    layer.add_file("f", b"x", mtime=1_600_000_000)
+    layer.add_dir("d", mtime=1_600_000_001)
+    layer.add_symlink("d/l", "../f", mtime=1_600_000_002)
+    layer.write(tmp_path / "layer.tar.gz")
+    again = tarball.read_layer(tmp_path / "layer.tar.gz")
+    assert again.tar_bytes() == layer.tar_bytes()
+
+
+def test_hard_links_carry_their_files_mtime_and_mode() -> None:
+    layer = tarball.Layer()
+    layer.add_file("usr/lib/real", b"data", 0o755, mtime=1_600_000_000)
+    layer.add_hardlink("usr/lib/z-link", "usr/lib/real")
+    layer.add_hardlink("usr/bin/a-link", "usr/lib/real")
+    by_name = {m.name: m for m in members(layer.tar_bytes())}
+    for name in ("usr/bin/a-link", "usr/lib/real", "usr/lib/z-link"):
+        assert (by_name[name].mtime, by_name[name].mode) == (1_600_000_000, 0o755), name
 
 
 def test_hard_link_to_a_missing_file_is_an_error() -> None:

@@ -32,6 +32,15 @@ Description: sample package
 """
 MD5SUMS = b"d41d8cd98f00b204e9800998ecf8427e  usr/bin/sample\n"
 BINARY = b"\x7fELF\x02\x01\x01\x00sample binary\x00\xff"
+# The times the sample package records (dpkg-deb keeps the tree's mtimes): one for most paths, and distinct
+# ones for a file (and its hard link), a symlink and a directory, to tell each member's own time apart.
+SHIPPED_MTIME = 1_700_000_000
+OWN_MTIMES = {
+    "usr/bin/sample": 1_700_000_100,
+    "usr/bin/sample-hard": 1_700_000_100,  # the same inode
+    "usr/bin/sample-link": 1_700_000_200,
+    "usr/share/doc/sample": 1_700_000_300,
+}
 
 
 def write(root: Path, path: str, data: bytes, mode: int = 0o644) -> None:
@@ -73,7 +82,18 @@ def sample_tree(root: Path, md5sums: bytes | None = MD5SUMS) -> Path:
     symlink(root, "usr/lib/relative-link", "../lib/x86_64-linux-gnu/libsample.so.1")
     for directory in (root / "DEBIAN", *(p for p in root.rglob("*") if p.is_dir() and not p.is_symlink())):
         directory.chmod(0o755)
+    set_mtimes(root, {path: OWN_MTIMES.get(path, SHIPPED_MTIME) for path in tree_paths(root)})
     return root
+
+
+def tree_paths(root: Path) -> list[str]:
+    return [p.relative_to(root).as_posix() for p in root.rglob("*") if not p.relative_to(root).as_posix().startswith("DEBIAN")]
+
+
+def set_mtimes(root: Path, mtimes: dict[str, int]) -> None:
+    """Sets each path's mtime, deepest first: setting a time inside a directory does not change the directory's."""
+    for path in sorted(mtimes, key=lambda p: p.count("/"), reverse=True):
+        os.utime(root / path, (mtimes[path], mtimes[path]), follow_symlinks=False)
 
 
 def dpkg_deb(root: Path, out: Path, compression: str = "xz") -> Path:
@@ -188,9 +208,32 @@ def test_permissions_are_kept_including_set_id_bits(tmp_path: Path, sample_deb: 
     assert names["usr/share/doc/sample/copyright"].mode == 0o644
 
 
-def test_entries_are_owned_by_root_with_fixed_mtime(tmp_path: Path, sample_deb: Path) -> None:
+def test_entries_are_owned_by_root(tmp_path: Path, sample_deb: Path) -> None:
     for info in members(make_layer(tmp_path, sample_deb)).values():
-        assert (info.uid, info.gid, info.uname, info.gname, info.mtime) == (0, 0, "root", "root", tarball.MTIME)
+        assert (info.uid, info.gid, info.uname, info.gname) == (0, 0, "root", "root")
+
+
+def test_shipped_entries_keep_the_mtime_the_deb_records(tmp_path: Path, sample_deb: Path) -> None:
+    names = members(make_layer(tmp_path, sample_deb))
+    assert names["usr/bin/sample"].mtime == OWN_MTIMES["usr/bin/sample"]
+    assert names["usr/bin/sample-hard"].mtime == OWN_MTIMES["usr/bin/sample"]
+    assert names["usr/bin/sample-link"].mtime == OWN_MTIMES["usr/bin/sample-link"]
+    assert names["usr/share/doc/sample"].mtime == OWN_MTIMES["usr/share/doc/sample"]
+    shipped = [n for n in names if n.split("/")[0] != "var" and n not in OWN_MTIMES]
+    assert {names[n].mtime for n in shipped} == {SHIPPED_MTIME}
+
+
+def test_generated_entries_get_the_generated_mtime(tmp_path: Path, sample_deb: Path) -> None:
+    names = members(make_layer(tmp_path, sample_deb, flags=("--merged-usr",)))
+    generated = ["var", "var/lib", "var/lib/dpkg", "var/lib/dpkg/status.d", "var/lib/dpkg/status.d/sample",
+                 "var/lib/dpkg/status.d/sample.md5sums", "bin", "lib", "lib64"]
+    assert {n: names[n].mtime for n in generated} == dict.fromkeys(generated, tarball.GENERATED_MTIME)
+
+
+def test_hard_links_moved_by_merged_usr_keep_their_files_mtime(tmp_path: Path, sample_deb: Path) -> None:
+    names = members(make_layer(tmp_path, sample_deb, flags=("--merged-usr",)))
+    assert names["usr/bin/zsample-tool"].islnk()
+    assert names["usr/bin/zsample-tool"].mtime == names["usr/bin/asample-tool"].mtime == SHIPPED_MTIME
 
 
 def test_entries_are_sorted_with_parents_first(tmp_path: Path, sample_deb: Path) -> None:
@@ -255,17 +298,25 @@ def test_two_debs_merge_into_one_layer_and_the_later_wins(tmp_path: Path, sample
     assert names["usr/bin/sample-hard"].isreg()
 
 
-def test_output_is_identical_across_runs_input_paths_and_mtimes(tmp_path: Path, sample_deb: Path) -> None:
+def test_output_is_identical_across_runs_input_paths_and_the_debs_own_mtime(tmp_path: Path, sample_deb: Path) -> None:
     moved = tmp_path / "elsewhere" / "renamed.deb"
     moved.parent.mkdir()
     shutil.copy(sample_deb, moved)
     os.utime(moved, (1_000_000, 1_000_000))
-    rebuilt_root = sample_tree(tmp_path / "rebuilt")
-    for path in rebuilt_root.rglob("*"):
-        os.utime(path, (2_000_000, 2_000_000), follow_symlinks=False)
-    rebuilt = dpkg_deb(rebuilt_root, tmp_path / "rebuilt.deb")
+    rebuilt = dpkg_deb(sample_tree(tmp_path / "rebuilt"), tmp_path / "rebuilt.deb")
     layers = [make_layer(tmp_path, deb, compression="gzip") for deb in (sample_deb, sample_deb, moved, rebuilt)]
     assert len({layer.read_bytes() for layer in layers}) == 1
+
+
+def test_a_deb_recording_other_mtimes_gives_a_layer_differing_only_in_them(tmp_path: Path, sample_deb: Path) -> None:
+    root = sample_tree(tmp_path / "older")
+    set_mtimes(root, dict.fromkeys(tree_paths(root), 400_000_000))
+    older = members(make_layer(tmp_path, dpkg_deb(root, tmp_path / "older.deb")))
+    newer = members(make_layer(tmp_path, sample_deb))
+    assert list(older) == list(newer)
+    changed = {n for n in newer if older[n].mtime != newer[n].mtime}
+    assert changed == {n for n in newer if n.split("/")[0] != "var"}
+    assert {older[n].mtime for n in changed} == {400_000_000}
 
 
 @pytest.mark.parametrize("compression", ["gzip", "zstd"])

@@ -21,12 +21,17 @@ import pytest
 
 from tools.image import chroot, compile_pyc
 from tools.image.tests import host_root
-from tools.tarball import Layer, iter_members, read_layer
+from tools.tarball import GENERATED_MTIME, Layer, iter_members, read_layer
 
 needs_root = host_root.needs_root
 
 STDLIB = "usr/lib/python3.9"
 CACHE = f"{STDLIB}/__pycache__"
+
+
+# Source times in the fake stdlib: one as a .deb records it, one before 1980 (as a pre-1980 .deb would).
+NEW_SOURCE_MTIME = 1_700_000_000
+OLD_SOURCE_MTIME = 0
 
 
 def write(layer: Layer, path: Path) -> Path:
@@ -51,6 +56,8 @@ echo '{json.dumps(summary)}'
     layer = Layer()
     layer.add_file("usr/bin/python3.9", script.encode(), 0o755)
     layer.add_file(f"{STDLIB}/os.py", b"# os\n")
+    layer.add_file(f"{STDLIB}/new.py", b"# new\n", mtime=NEW_SOURCE_MTIME)
+    layer.add_file(f"{STDLIB}/changed.py", b"# changed\n", mtime=OLD_SOURCE_MTIME)
     layer.add_file(f"{CACHE}/unchanged.cpython-39.pyc", b"unchanged\n")
     layer.add_file(f"{CACHE}/changed.cpython-39.pyc", b"before\n")
     layer.add_dir(f"{STDLIB}/pkg/__pycache__")
@@ -147,6 +154,32 @@ def test_output_holds_only_new_and_changed_pycs(tmp_path: Path, capsys: pytest.C
     assert all(entries[path].mode == 0o644 for path in files)
     assert entries[CACHE].mode == 0o755 and entries[f"{STDLIB}/pkg/__pycache__"].mode == 0o755
     assert "compiled 3 files; layer holds 3 .pyc files" in capsys.readouterr().out
+
+
+@needs_root
+def test_pycs_are_as_new_as_their_source_and_never_before_1980(tmp_path: Path) -> None:
+    out = tmp_path / "out.tar.gz"
+    assert run(fake_layers(tmp_path, {"compiled": 3, "failures": []}), out) == 0
+    mtimes = {path: entry.mtime for path, entry in read_layer(out).entries.items() if "__pycache__" in path}
+    assert mtimes == {
+        f"{CACHE}/new.cpython-39.pyc": NEW_SOURCE_MTIME,
+        f"{CACHE}/changed.cpython-39.pyc": GENERATED_MTIME,  # its source is older than 1980
+        f"{STDLIB}/pkg/__pycache__/__init__.cpython-39.pyc": GENERATED_MTIME,  # no source
+        CACHE: GENERATED_MTIME,
+        f"{STDLIB}/pkg/__pycache__": GENERATED_MTIME,
+    }
+
+
+@pytest.mark.parametrize(
+    ("pyc", "source"),
+    [
+        ("usr/lib/python3.9/__pycache__/os.cpython-39.pyc", "usr/lib/python3.9/os.py"),
+        ("usr/lib/python3.9/email/__pycache__/utils.cpython-39.opt-1.pyc", "usr/lib/python3.9/email/utils.py"),
+        ("usr/lib/python3.9/pkg/__pycache__/__init__.cpython-311.pyc", "usr/lib/python3.9/pkg/__init__.py"),
+    ],
+)
+def test_source_of(pyc: str, source: str) -> None:
+    assert compile_pyc.source_of(pyc) == source
 
 
 @needs_root

@@ -153,6 +153,19 @@ def test_modes_are_kept(tmp_path: Path) -> None:
     assert stat.S_IMODE((root / "usr/bin/tool").stat().st_mode) == 0o4755
 
 
+def test_modification_times_are_kept(tmp_path: Path) -> None:
+    layer = Layer()
+    layer.add_dir("usr/lib", mtime=1_600_000_001)
+    layer.add_file("usr/lib/file", b"x", mtime=1_600_000_002)
+    layer.add_hardlink("usr/lib/hard", "usr/lib/file")
+    layer.add_symlink("usr/lib/link", "file", mtime=1_600_000_003)
+    unpack_layers([write_layer(tmp_path / "1.tar", layer)], tmp_path / "root")
+    lib = tmp_path / "root/usr/lib"
+    assert lib.stat().st_mtime == 1_600_000_001  # not changed by writing its contents
+    assert (lib / "file").stat().st_mtime == (lib / "hard").stat().st_mtime == 1_600_000_002
+    assert (lib / "link").lstat().st_mtime == 1_600_000_003
+
+
 def test_directory_entry_keeps_contents_and_updates_mode(tmp_path: Path) -> None:
     first, second = Layer(), Layer()
     first.add_file("srv/data", b"x")

@@ -6,12 +6,14 @@ is played by short-lived shell processes.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
 import platform
 import re
 import shutil
+import signal
 import socketserver
 import stat
 import subprocess
@@ -259,6 +261,79 @@ def test_main_tar_driver_needs_no_engine(
     lines = record.read_text().splitlines()
     assert lines[0] == "DOCKER_HOST="
     assert lines[lines.index("--driver") + 1] == "tar"
+
+
+@pytest.fixture
+def arm64_layout(build_image) -> str:
+    return str(build_image("arm64-image", "--architecture", "arm64", "--variant", "v8"))
+
+
+def fake_private_engine(monkeypatch: pytest.MonkeyPatch) -> list[structure_test.Emulation | None]:
+    """Replaces the private engine; returns the emulations it was started with."""
+    started: list[structure_test.Emulation | None] = []
+
+    @contextlib.contextmanager
+    def engine(emulation: structure_test.Emulation | None = None) -> Iterator[str]:
+        started.append(emulation)
+        yield "unix:///fake/docker.sock"
+
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setattr(structure_test, "private_engine", engine)
+    monkeypatch.setattr(structure_test, "machine_architecture", lambda: "amd64")
+    monkeypatch.setattr(structure_test, "can_execute", lambda architecture: architecture == "amd64")
+    return started
+
+
+def test_foreign_image_runs_its_command_tests_in_an_emulating_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], arm64_layout: str, config: str
+) -> None:
+    started = fake_private_engine(monkeypatch)
+    emulation = structure_test.Emulation("arm64", Path("/usr/bin/qemu-aarch64"))
+    monkeypatch.setattr(structure_test, "emulation_for", lambda architecture, directory: (emulation, ""))
+    binary, record = recording_binary(tmp_path, 0)
+
+    assert structure_test.main(["--binary", str(binary), "--image", arm64_layout, "--config", config]) == 0
+
+    assert started == [emulation]
+    lines = record.read_text().splitlines()
+    assert lines[0] == "DOCKER_HOST=unix:///fake/docker.sock"
+    assert lines[lines.index("--config") + 1] == config  # the config as it is, command tests included
+    assert lines[lines.index("--platform") + 1] == "linux/arm64/v8"
+    assert "NOT run" not in capsys.readouterr().out
+
+
+def test_foreign_image_without_binfmt_misc_per_namespace_runs_no_command_tests_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], arm64_layout: str, config: str
+) -> None:
+    started = fake_private_engine(monkeypatch)
+    refusal = "binfmt_misc cannot be mounted in a user namespace here (Operation not permitted)"
+    monkeypatch.setattr(structure_test, "emulation_for", lambda architecture, directory: (None, refusal))
+    binary, record = recording_binary(tmp_path, 0)
+
+    assert structure_test.main(["--binary", str(binary), "--image", arm64_layout, "--config", config]) == 0
+
+    assert started == [None]
+    out = capsys.readouterr().out
+    assert out.startswith("NOTE: command tests were NOT run for this linux/arm64 image: ") and refusal in out
+    lines = record.read_text().splitlines()
+    assert "--config" not in lines  # the only config held command tests alone
+
+
+def test_native_image_needs_no_emulation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, build_image, config: str
+) -> None:
+    started = fake_private_engine(monkeypatch)
+    monkeypatch.setattr(structure_test, "emulation_for", lambda *args: pytest.fail("probed for a native image"))
+    binary, _ = recording_binary(tmp_path, 0)
+    layout = str(build_image("amd64-image", "--architecture", "amd64"))
+    assert structure_test.main(["--binary", str(binary), "--image", layout, "--config", config]) == 0
+    assert started == [None]
+
+
+def test_sigterm_unwinds_like_sigint() -> None:
+    with pytest.raises(SystemExit) as exit_:
+        structure_test._exit_on_signal(signal.SIGTERM, None)
+    assert exit_.value.code == 128 + signal.SIGTERM
 
 
 # --- engine_answers, wait_for_engine and stop_engine -----------------------------------------------------
