@@ -302,8 +302,8 @@ def project_files() -> list[Path]:
     """The project's files the test has as data (every file under tools/, and MODULE.bazel)."""
     listed = os.environ.get("PROJECT_FILES", "").split()
     if not listed:
-        pytest.fail("PROJECT_FILES is empty: run this test with `tools/bazel test //tools/debian:test_snapshot_fallback`, "
-                    "whose BUILD target lists the project's tools/ files")
+        pytest.fail("PROJECT_FILES is empty: run this test with `tools/bazel test "
+                    "//tools/debian:test_snapshot_fallback`, whose BUILD target lists the project's tools/ files")
     missing = [path for path in listed if not Path(path).is_file()]
     if missing:
         pytest.fail(f"{len(missing)} listed project files are not in the runfiles, e.g. {missing[0]}")
@@ -404,7 +404,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         signer.stop()
 
 
-def lock_through_snapshot(world: World) -> dict:
+def lock_through_snapshot(world: World) -> None:
     """Locks the nested manifest with the project's lock tool, resolved through the snapshot service."""
     done = project_tool(
         world.workspace, "tools.debian.lock",
@@ -419,7 +419,6 @@ def lock_through_snapshot(world: World) -> dict:
     assert [source["snapshot"] for source in doc["sources"]] == [TIMESTAMP]
     assert {p["name"]: p["version"] for p in doc["packages"]} == {
         "fixture-app": APP.version, "fixture-base": BASE.version, MOVED: LIB_OLD.version}
-    return doc
 
 
 def move_the_suite_on(world: World) -> None:
@@ -476,7 +475,8 @@ def test_snapshot_fallback(world: World) -> None:
     # (ii) Without a snapshot service, the moved pin fails the build with the lock, the pin and the command.
     moved = world.bazel.build("moved", world.mirror_url)
     assert_failed_with(moved, "(ii) moved pin", pin, f"which the mirror in DEBIAN_MIRROR ({world.mirror_url}) no "
-                       "longer serves", UPDATE_COMMAND, f"or set DEBIAN_SNAPSHOT_MIRROR", f"snapshot {TIMESTAMP}")
+                       "longer serves", UPDATE_COMMAND, "or set DEBIAN_SNAPSHOT_MIRROR", f"snapshot {TIMESTAMP}")
+    assert "is unreachable" not in moved.output, "(ii): a mirror that answers was reported as unreachable"
     timed("(ii) moved pin refused")
 
     # (iii) With the snapshot service, the moved pin comes from the snapshot: the very same image.
@@ -519,7 +519,7 @@ def test_snapshot_fallback(world: World) -> None:
     assert written.returncode == 0, written.stdout + written.stderr
     assert f"wrote {lock_path}" in written.stderr
     # Atomic: a new file renamed over the old one (another inode), and no temporary left beside it.
-    assert lock_path.stat().st_ino != before[1]
+    assert lock_path.stat().st_ino != before[1], "the lock was rewritten in place, not replaced by a rename"
     assert sorted(path.name for path in lock_path.parent.iterdir()) == ["BUILD.bazel", "lock.json", "manifest.yaml"]
     relocked = json.loads(lock_path.read_text())
     assert {p["name"]: p["version"] for p in relocked["packages"]}[MOVED] == LIB_NEW.version
