@@ -20,10 +20,20 @@ def _deb_urls(rctx, archives, mirror):
         urls.append("%s/%s/%s" % (snapshot, path, rctx.attr.filename))
     return urls
 
+# Exits 0 when the URL can be fetched. Bazel's downloader cannot probe a plain-http mirror (the usual apt
+# source): it drops http URLs given without a checksum, and an index has no checksum to give.
+_PROBE_SCRIPT = "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=20).close()"
+
+def _mirror_answers(rctx, url):
+    python = rctx.which("python3")
+    if not python:
+        fail("%s could not be downloaded, and python3, which checks whether the mirror is reachable, is not on PATH. Run Bazel through tools/bazel, whose build root has python3." % rctx.attr.filename)
+    return rctx.execute([python, "-c", _PROBE_SCRIPT, url], timeout = 60).return_code == 0
+
 def _missing_deb_message(rctx, archives, variable, mirror, urls):
     """Why the .deb could not be had, and what to do: an unreachable mirror, or a pin the mirror dropped."""
     pin = "%s pins %s from %s" % (rctx.attr.lock, rctx.attr.package, rctx.attr.filename)
-    if rctx.attr.probe and not rctx.download(url = mirror + "/" + rctx.attr.probe, output = "probe", allow_fail = True).success:
+    if rctx.attr.probe and not _mirror_answers(rctx, mirror + "/" + rctx.attr.probe):
         return "%s, but the Debian mirror in %s (%s) is unreachable: fetching %s failed. Check the network, or set %s to a reachable Debian mirror's base URL." % (
             pin,
             variable,
