@@ -112,13 +112,13 @@ class Docker:
 
     def execute(self, command: list[str], timeout: float = 300, env: dict[str, str] | None = None) -> str:
         """Runs a docker client command (docker, or an oci_load script) against this engine."""
-        args = command[1:]
         result = subprocess.run(
             command, capture_output=True, text=True, timeout=timeout,
             env={**os.environ, "DOCKER_HOST": self.host, **(env or {})},
         )
         if result.returncode != 0:
-            raise AssertionError(f"docker {' '.join(args)} exited with {result.returncode}:\n{result.stdout}\n{result.stderr}")
+            # The first two words name the command (a script given with -c would drown the message).
+            raise AssertionError(f"{' '.join(command[:2])} ... exited with {result.returncode}:\n{result.stdout}\n{result.stderr}")
         return result.stdout
 
 
@@ -231,7 +231,7 @@ def test_the_dockerfile_image_serves_json_from_the_dev_images_venv(tmp_path: Pat
                 result = json.loads(docker.run("exec", container, "python3", "-c", CLIENT))
             finally:
                 with contextlib.suppress(AssertionError):
-                    print(docker.run("logs", container).strip())
+                    print("container log:", docker.execute(["sh", "-c", f"docker logs {container} 2>&1"]).strip())
                 docker.run("rm", "--force", container)
             inspect = {
                 image: json.loads(docker.run("image", "inspect", image))[0] for image in (IMAGE, RUNTIME_TAG)
