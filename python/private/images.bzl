@@ -1,6 +1,6 @@
 """Expands python/config.bzl into images: every Python version x architecture x variant.
 
-For version V (e.g. 3.9) and variant S ("", "-nonroot", "-debug", "-debug-nonroot"):
+For version V (e.g. 3.9) and variant S ("", "-nonroot", "-debug", "-debug-nonroot", "-dev"):
   //python:V<S>                     the multi-architecture OCI image index, tagged V<S> by :push
   //python:V_<arch><_s>             the per-architecture image, e.g. //python:3.9_arm64_debug
   //python:V_<arch><_s>_test        its structure tests
@@ -40,13 +40,20 @@ ARCHIVE_STATE_ANNOTATION = "debian.archive.timestamp"
 
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-# Variant suffix -> (debug, nonroot).
+# Variant suffix -> (debug: the busybox shell; nonroot: user 65532; dev: pip, venv and ensurepip on top of the
+# debug image, to build venvs that the runtime images of the same lock run unchanged).
 VARIANTS = {
-    "": struct(debug = False, nonroot = False),
-    "-nonroot": struct(debug = False, nonroot = True),
-    "-debug": struct(debug = True, nonroot = False),
-    "-debug-nonroot": struct(debug = True, nonroot = True),
+    "": struct(debug = False, nonroot = False, dev = False),
+    "-nonroot": struct(debug = False, nonroot = True, dev = False),
+    "-debug": struct(debug = True, nonroot = False, dev = False),
+    "-debug-nonroot": struct(debug = True, nonroot = True, dev = False),
+    "-dev": struct(debug = True, nonroot = False, dev = True),
 }
+
+# The -dev variants' build tools: Debian's venv (with ensurepip and the wheels it installs) and pip. Their closure
+# also holds Debian's default python3 of the release, which is the image's version in every release here.
+def _dev_packages(config):
+    return [config.python + "-venv", "python3-pip"]
 
 def _upstream_version(debian_version):
     """3.9.2-1+deb11u1 -> 3.9.2"""
@@ -98,6 +105,14 @@ def _python_tests(name, config, python_version):
         },
     )
 
+def _dev_tests(name, config):
+    expand_template(
+        name = name,
+        out = name + ".yaml",
+        template = "//tests:dev.yaml",
+        substitutions = {"{PYTHON}": config.python, "{VERSION}": config.python[len("python"):].replace(".", "\\\\.")},
+    )
+
 def _layers(version, config, arch):
     """The layers every variant of one version and architecture shares; returns their labels."""
     packages = _LOCKS[config.distribution][arch]
@@ -134,10 +149,17 @@ def _layers(version, config, arch):
     deb_layer(name = prefix + "_busybox_deb", debs = _debs(packages, busybox), merged_usr = config.merged_usr)
     symlinks_layer(name = prefix + "_busybox_links", symlinks = {"busybox/sh": "/bin/busybox", "busybox/busybox": "/bin/busybox"})
 
+    # The -dev variants' pip, venv and ensurepip: what their closure adds to the runtime image's packages and
+    # busybox, in one layer the runtime variants never get.
+    dev = [name for name in deb_closure(packages, _dev_packages(config)) if name not in system + python + busybox]
+    deb_layer(name = prefix + "_dev_debs", debs = _debs(packages, dev), merged_usr = config.merged_usr)
+
     python_version = _upstream_version(packages[config.python + "-minimal"]["version"])
     _python_tests(prefix + "_python_tests", config, python_version)
     _package_tests(prefix + "_package_tests", system + python)
     _package_tests(prefix + "_debug_package_tests", busybox)
+    _package_tests(prefix + "_dev_package_tests", dev)
+    _dev_tests(prefix + "_dev_tests", config)
     spdx_sbom(prefix + "_sbom", "distroless/python:" + tag(version, ""), packages, sorted(system + python), arch, config.distribution)
     return struct(layers = layers + [prefix + "_ld_so_cache", prefix + "_pyc"], python_version = python_version)
 
@@ -146,6 +168,7 @@ def _variant_image(version, config, arch, variant, shared):
     prefix = "%s_%s" % (version, arch)
     name = _target(version, arch, variant)
     tars = shared.layers + ([prefix + "_busybox_deb", prefix + "_busybox_links"] if settings.debug else [])
+    tars += [prefix + "_dev_debs"] if settings.dev else []
     oci_image(
         name = name,
         tars = tars,
@@ -169,6 +192,10 @@ def _variant_image(version, config, arch, variant, shared):
     ]
     if settings.debug:
         configs += [prefix + "_debug_package_tests", "//tests:debug.yaml"]
+    if settings.dev:
+        configs += [prefix + "_dev_package_tests", prefix + "_dev_tests"]
+    else:
+        configs.append("//tests:no_build_tools.yaml")
     container_structure_test(
         name = name + "_test",
         image = name,
