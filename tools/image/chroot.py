@@ -24,15 +24,16 @@ import subprocess
 from pathlib import Path
 from typing import Iterator
 
+from tools.architectures import ARCHITECTURES as ARCHITECTURE_TABLE, BY_MACHINE
 from tools.image.unpack import resolve_in_root
 
 # The environment the image's programs see: nothing from the build's own environment leaks in.
 BASE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
 
 # Image architectures (Debian's and OCI's names) -> the kernel's machine name, which is also qemu's suffix.
-ARCHITECTURES = {"amd64": "x86_64", "arm64": "aarch64"}
-# platform.machine() values -> image architecture.
-MACHINES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+ARCHITECTURES = {name: architecture.machine for name, architecture in ARCHITECTURE_TABLE.items()}
+# platform.machine() values (and the image names themselves) -> image architecture.
+MACHINES = {**{machine: a.name for machine, a in BY_MACHINE.items()}, **{name: name for name in ARCHITECTURES}}
 # Where the emulator goes inside the unpacked root while a program runs.
 EMULATOR_DIR = ".emulator"
 EMULATOR_IN_ROOT = "/" + EMULATOR_DIR + "/qemu"

@@ -32,21 +32,13 @@ import time
 from pathlib import Path
 from typing import IO, Sequence
 
-# ELF header bytes that identify a little-endian 64-bit executable or shared object for the machine,
-# and the mask applied before comparing (as in qemu's scripts/qemu-binfmt-conf.sh).
+from tools.architectures import ARCHITECTURES
+
+# ELF header bytes that identify a little-endian 64-bit executable or shared object for each architecture,
+# and the mask applied before comparing.
 ELF_HANDLERS: dict[str, tuple[bytes, bytes]] = {
-    "arm64": (
-        b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00",
-        b"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff",
-    ),
-    "amd64": (
-        b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00",
-        b"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff",
-    ),
-}
+    name: architecture.binfmt_magic() for name, architecture in ARCHITECTURES.items()}
 REGISTER_FLAGS = "PF"
-# Architecture -> the kernel's machine name, which is also qemu's suffix: the handler is qemu-aarch64.
-MACHINE_NAMES = {"arm64": "aarch64", "amd64": "x86_64"}
 # Identity for the ids images use: root, nonroot (65532) and nobody (65534).
 ID_MAP = "0 0 65536\n"
 UNSHARE = [
@@ -76,7 +68,7 @@ def escape(data: bytes) -> str:
 
 
 def handler_name(architecture: str) -> str:
-    return f"qemu-{MACHINE_NAMES[architecture]}"
+    return ARCHITECTURES[architecture].emulator()
 
 
 def register_line(architecture: str, emulator: Path) -> str:

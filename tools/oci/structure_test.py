@@ -38,6 +38,7 @@ import yaml
 from tools.image.chroot import EmulatorError, find_emulator, machine_architecture
 from tools.oci import binfmt_namespace
 from tools.oci.binfmt_namespace import NamespaceError
+from tools.architectures import ARCHITECTURES, BY_MACHINE
 from tools.oci.layout import Layout, LayoutError
 
 ENGINE_START_TIMEOUT = 60.0
@@ -182,8 +183,8 @@ def structure_test_command(binary: str, image: str, configs: list[str], driver: 
     return command
 
 
-MACHINE_ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64"}
-BINFMT_NAMES = {"amd64": "x86_64", "arm64": "aarch64"}
+MACHINE_ARCHITECTURES = {machine: architecture.name for machine, architecture in BY_MACHINE.items()}
+BINFMT_NAMES = {name: architecture.machine for name, architecture in ARCHITECTURES.items()}
 
 
 def can_execute(architecture: str, binfmt: Path = Path("/proc/sys/fs/binfmt_misc")) -> bool:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from tools.architectures import ARCHITECTURES
+
 # The kernel's machine names (platform.machine()) for the images' architectures (Debian's and OCI's names).
-MACHINES = {"amd64": "x86_64", "arm64": "aarch64"}
+MACHINES = {name: architecture.machine for name, architecture in ARCHITECTURES.items()}
 # The oldest glibc a manylinux tag names for each machine (manylinux1 is glibc 2.5; aarch64 began at 2.17).
-OLDEST_GLIBC_MINOR = {"x86_64": 5, "aarch64": 17}
+OLDEST_GLIBC_MINOR = {"x86_64": 5, "aarch64": 17, "riscv64": 31}
 # PEP 600's aliases for the older manylinux tags.
 LEGACY_MANYLINUX = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
 # Any glibc a wheel can name; used where the image's own glibc is not known yet (choosing files to download).

@@ -46,7 +46,7 @@ def test_command_with_an_emulator_runs_the_copy_in_the_root() -> None:
 
 @pytest.mark.parametrize(
     ("machine", "architecture"),
-    [("x86_64", "amd64"), ("AMD64", "amd64"), ("aarch64", "arm64"), ("arm64", "arm64"), ("riscv64", None)],
+    [("x86_64", "amd64"), ("AMD64", "amd64"), ("aarch64", "arm64"), ("arm64", "arm64"), ("riscv64", "riscv64"), ("mips", None)],
 )
 def test_machine_architecture(machine: str, architecture: str | None) -> None:
     assert chroot.machine_architecture(machine) == architecture
@@ -66,7 +66,7 @@ def test_foreign_images_use_qemu_from_path(tmp_path: Path, architecture: str, ma
 
 def test_an_unknown_machine_takes_every_image_as_foreign(tmp_path: Path, no_default_dirs: None) -> None:
     emulator = executable(tmp_path / "qemu-x86_64", host_root.fake_elf())
-    assert chroot.select_emulator("amd64", machine="riscv64", search_path=str(tmp_path)) == emulator
+    assert chroot.select_emulator("amd64", machine="mips", search_path=str(tmp_path)) == emulator
 
 
 def test_the_static_build_is_preferred_over_a_dynamic_one(tmp_path: Path, no_default_dirs: None) -> None:
