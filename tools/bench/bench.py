@@ -60,7 +60,7 @@ IMAGE = "3.9_amd64"
 IMAGE_TARGET = "//python:" + IMAGE
 ALL_IMAGES = "//python:all"
 # Per-architecture images of the default variant, e.g. bazel-bin/python/3.13_arm64.
-ARCH_IMAGE = re.compile(r"^(\d+\.\d+)_(amd64|arm64)$")
+ARCH_IMAGE = re.compile(r"^(\d+\.\d+)_(amd64|arm64|riscv64)$")
 PYC_LAYER_SUFFIX = "_pyc.tar.gz"
 INTERPRETER = "/usr/bin/python3.9"  # the peer has no python3 (that is Debian's python3 package)
 STARTUP_CODE = "import json, ssl, asyncio, sqlite3"

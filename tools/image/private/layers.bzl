@@ -25,7 +25,7 @@ def _tool(name):
 def _architecture_attr():
     return attr.string(
         default = "amd64",
-        values = ["amd64", "arm64"],
+        values = ["amd64", "arm64", "riscv64"],
         doc = "The image's architecture; when it differs from the machine's, the image's programs run under the machine's static qemu-user emulator.",
     )
 
