@@ -1,32 +1,15 @@
 """The Python images: one entry per Python version. Adding a version is one entry here plus one lock.
 
 Each entry: the Debian `distribution` whose lock it uses (debian_packages/<distribution>), the `python`
-executable, `archs`, whether the release is `merged_usr` (bookworm and later), the `system_packages` and
-`python_packages` (roots of the lock's dependency closure), the stdlib paths to `pruned`, and whether the
-version is `experimental` (tagged <version>-experimental and never `latest`).
+executable, `archs`, whether the release is `merged_usr` (bookworm and later), the stdlib paths to `pruned`,
+and whether the version is `experimental` (tagged <version>-experimental and never `latest`). Which packages
+each image holds is not here: the release's manifest names them once, in groups (system, python, debug,
+dev), which the lock carries.
 """
 
 # Where the project's source lives, recorded in each image's org.opencontainers.image.source label;
 # left empty (and the label omitted) until the project has a public home.
 SOURCE_URL = ""
-
-# Present in every image whatever the Python version: what distroless's base image holds, plus dash for
-# os.system and shell=True, libc-bin for ldconfig (ctypes.util.find_library), libgomp1 for wheels like
-# LightGBM, and the manylinux2014 libraries wheels may link without vendoring them, except glib, GL and
-# X11, which the seed image leaves out too. The mapping of library to package, and why, is in each release's
-# manifest.
-_SYSTEM_PACKAGES = [
-    "base-files",
-    "ca-certificates",
-    "dash",
-    "libc-bin",
-    "libc6",
-    "libgcc-s1",
-    "libgomp1",
-    "libstdc++6",
-    "netbase",
-    "tzdata",
-]
 
 def _python(distribution, version, merged_usr, experimental = False, archs = ["amd64", "arm64"]):
     python = "python" + version
@@ -36,8 +19,6 @@ def _python(distribution, version, merged_usr, experimental = False, archs = ["a
         archs = archs,
         experimental = experimental,
         merged_usr = merged_usr,
-        system_packages = _SYSTEM_PACKAGES,
-        python_packages = [python + "-minimal", "lib%s-minimal" % python, "lib%s-stdlib" % python],
         # Of the parts we prune (idlelib, ensurepip, lib2to3 and 2to3, tkinter, turtle, turtledemo), Debian's
         # libpythonX.Y-stdlib ships only turtle.py: it splits the rest into packages the image leaves out
         # (idle-pythonX.Y, python3-lib2to3, python3-tk, pythonX.Y-venv, pythonX.Y-examples). The structure

@@ -10,10 +10,10 @@ For version V (e.g. 3.9) and variant S ("", "-nonroot", "-debug", "-debug-nonroo
 
 load("@bazel_skylib//rules:expand_template.bzl", "expand_template")
 load("@bazel_skylib//rules:write_file.bzl", "write_file")
-load("@bookworm//:packages.bzl", bookworm = "PACKAGES", bookworm_state = "ARCHIVE_STATE")
-load("@bullseye//:packages.bzl", bullseye = "PACKAGES", bullseye_state = "ARCHIVE_STATE")
-load("@forky//:packages.bzl", forky = "PACKAGES", forky_state = "ARCHIVE_STATE")
-load("@trixie//:packages.bzl", trixie = "PACKAGES", trixie_state = "ARCHIVE_STATE")
+load("@bookworm//:packages.bzl", bookworm = "PACKAGES", bookworm_groups = "GROUPS", bookworm_state = "ARCHIVE_STATE")
+load("@bullseye//:packages.bzl", bullseye = "PACKAGES", bullseye_groups = "GROUPS", bullseye_state = "ARCHIVE_STATE")
+load("@forky//:packages.bzl", forky = "PACKAGES", forky_groups = "GROUPS", forky_state = "ARCHIVE_STATE")
+load("@trixie//:packages.bzl", trixie = "PACKAGES", trixie_groups = "GROUPS", trixie_state = "ARCHIVE_STATE")
 load("//python:config.bzl", "PYTHONS", "SOURCE_URL")
 load("//python/private:sbom.bzl", "spdx_sbom")
 load("//tools/debian:defs.bzl", "deb_closure", "deb_layer")
@@ -28,6 +28,14 @@ _LOCKS = {
 }
 
 # The archive state each lock was resolved from: its snapshot timestamp, or its suites' newest Release date.
+# Each lock's package groups (system, python, debug, dev), named once in its manifest.
+_GROUPS = {
+    "bookworm": bookworm_groups,
+    "bullseye": bullseye_groups,
+    "forky": forky_groups,
+    "trixie": trixie_groups,
+}
+
 _ARCHIVE_STATES = {
     "bookworm": bookworm_state,
     "bullseye": bullseye_state,
@@ -49,11 +57,6 @@ VARIANTS = {
     "-debug-nonroot": struct(debug = True, nonroot = True, dev = False),
     "-dev": struct(debug = True, nonroot = False, dev = True),
 }
-
-# The -dev variants' build tools: Debian's venv (with ensurepip and the wheels it installs) and pip. Their closure
-# also holds Debian's default python3 of the release, which is the image's version in every release here.
-def _dev_packages(config):
-    return [config.python + "-venv", "python3-pip"]
 
 def _upstream_version(debian_version):
     """3.9.2-1+deb11u1 -> 3.9.2"""
@@ -117,8 +120,9 @@ def _layers(version, config, arch):
     """The layers every variant of one version and architecture shares; returns their labels."""
     packages = _LOCKS[config.distribution][arch]
     prefix = "%s_%s" % (version, arch)
-    system = deb_closure(packages, config.system_packages)
-    python = [name for name in deb_closure(packages, config.python_packages) if name not in system]
+    groups = _GROUPS[config.distribution]
+    system = deb_closure(packages, groups["system"])
+    python = [name for name in deb_closure(packages, groups["python"]) if name not in system]
 
     deb_layer(name = prefix + "_system_debs", debs = _debs(packages, system), merged_usr = config.merged_usr)
     deb_layer(name = prefix + "_python_debs", debs = _debs(packages, python), merged_usr = config.merged_usr)
@@ -145,13 +149,13 @@ def _layers(version, config, arch):
     )
 
     # The debug variants' busybox, with /busybox/sh as distroless has it.
-    busybox = deb_closure(packages, ["busybox-static"])
+    busybox = deb_closure(packages, groups["debug"])
     deb_layer(name = prefix + "_busybox_deb", debs = _debs(packages, busybox), merged_usr = config.merged_usr)
     symlinks_layer(name = prefix + "_busybox_links", symlinks = {"busybox/sh": "/bin/busybox", "busybox/busybox": "/bin/busybox"})
 
     # The -dev variants' pip, venv and ensurepip: what their closure adds to the runtime image's packages and
     # busybox, in one layer the runtime variants never get.
-    dev = [name for name in deb_closure(packages, _dev_packages(config)) if name not in system + python + busybox]
+    dev = [name for name in deb_closure(packages, groups["dev"]) if name not in system + python + busybox]
     deb_layer(name = prefix + "_dev_debs", debs = _debs(packages, dev), merged_usr = config.merged_usr)
 
     python_version = _upstream_version(packages[config.python + "-minimal"]["version"])

@@ -5,8 +5,8 @@
     use_repo(debian, "bullseye")
 
 `@bullseye//:packages.bzl` then holds the lock as Starlark data (`PACKAGES[arch][name]`, each with its
-`version`, `depends` and `deb` label, and `ARCHIVE_STATE`, the date of the archive state it was resolved
-from), and `@bullseye//<arch>:<name>` is the downloaded .deb.
+`version`, `depends` and `deb` label; `GROUPS`, the manifest's package groups; and `ARCHIVE_STATE`, the
+date of the archive state it was resolved from), and `@bullseye//<arch>:<name>` is the downloaded .deb.
 
 Each lock is checked when the extension loads it: its format version must be the one this checkout
 writes, and its `manifest_sha256` must be the sha256 of the `manifest.yaml` beside it, so a manifest edited
@@ -96,6 +96,7 @@ def _debian_impl(module_ctx):
                 name = lock.name,
                 lock_json = json.encode(doc["packages"]),
                 archive_state = max([source["snapshot"] or source["date"] for source in doc["sources"]]),
+                groups = doc.get("groups", {}),
             )
 
 debian = module_extension(

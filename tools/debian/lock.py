@@ -61,7 +61,7 @@ INDEX_COMPRESSIONS: tuple[tuple[str, Callable[[bytes], bytes]], ...] = (
     (".xz", lzma.decompress),
     (".gz", gzip.decompress),
 )
-MANIFEST_KEYS = ("sources", "archs", "packages", "exclude")
+MANIFEST_KEYS = ("sources", "archs", "groups", "packages", "exclude")
 # Only the fields the resolver and the lockfile use are kept from the (large) Packages indices.
 INDEX_FIELDS = ["Package", "Version", "Filename", "SHA256", "Size", "Pre-Depends", "Depends", "Provides"]
 
@@ -101,8 +101,12 @@ class Manifest:
     sha256: str
     sources: tuple[Source, ...]
     archs: tuple[str, ...]
-    packages: tuple[str, ...]
+    packages: tuple[str, ...]  # every package the groups name, or the plain `packages` list
     excludes: dict[str, str]  # package name -> why it is left out
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # group name -> its packages
+
+    def group_of(self, package: str) -> str:
+        return next((name for name, members in self.groups.items() if package in members), "packages")
 
 
 def load_manifest(path: Path) -> Manifest:
@@ -122,18 +126,35 @@ def load_manifest(path: Path) -> Manifest:
     sources = doc.get("sources")
     if not isinstance(sources, list) or not sources:
         raise LockError(f"{path}: 'sources' must be a non-empty list of {{archive, suite, components}}")
+    groups = _parse_groups(path, doc["groups"]) if "groups" in doc else {}
     manifest = Manifest(
         path=path,
         sha256=hashlib.sha256(raw).hexdigest(),
         sources=tuple(_parse_source(path, index, source) for index, source in enumerate(sources)),
         archs=_string_list(path, "archs", doc.get("archs")),
-        packages=_string_list(path, "packages", doc.get("packages")),
+        packages=_requested(path, doc, groups),
         excludes=_parse_excludes(path, doc.get("exclude", [])),
+        groups=groups,
     )
     both = sorted(set(manifest.packages) & set(manifest.excludes))
     if both:
         raise LockError(f"{path}: {both[0]!r} is both in 'packages' and in 'exclude'; remove it from one of them")
     return manifest
+
+
+def _requested(path: Path, doc: dict[str, Any], groups: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """The packages to resolve: the members of every group, or the plain `packages` list."""
+    if "groups" in doc and "packages" in doc:
+        raise LockError(f"{path}: use 'groups' or 'packages', not both (a plain list is one unnamed group)")
+    if groups:
+        return tuple(dict.fromkeys(name for members in groups.values() for name in members))
+    return _string_list(path, "packages", doc.get("packages"))
+
+
+def _parse_groups(path: Path, groups: object) -> dict[str, tuple[str, ...]]:
+    if not isinstance(groups, dict) or not all(isinstance(name, str) and name for name in groups):
+        raise LockError(f"{path}: 'groups' must map each group's name to a non-empty list of packages")
+    return {name: _string_list(path, f"groups.{name}", members) for name, members in groups.items()}
 
 
 def _string_list(path: Path, key: str, value: object) -> tuple[str, ...]:
@@ -549,6 +570,7 @@ class Resolver:
         self.chains: dict[str, tuple[str, ...]] = {}  # how each package was first reached
         self.depends: dict[str, set[str]] = {}
         self.notes: set[str] = set()  # virtual/alternative picks and skipped excludes, printed sorted
+        self.dropped: list[tuple[str, tuple[str, ...]]] = []  # excluded packages a dependency named, and by whom
 
     def resolve(self, requested: Iterable[str]) -> dict[str, Candidate]:
         queue: deque[str] = deque()
@@ -590,6 +612,7 @@ class Resolver:
         excluded = self._excluded_satisfier(group)
         if excluded:
             self.notes.add(f"skipped {excluded} (excluded) for {chain[-1]}")
+            self.dropped.append((excluded, chain))
             return None
         for alternative in group:
             # Another version of an already chosen package cannot be used: one version per name.
@@ -675,6 +698,24 @@ def lock_entries(arch: str, resolver: Resolver) -> list[dict[str, Any]]:
     ]
 
 
+def check_no_library_dropped(manifest: Manifest, arch: str, resolver: Resolver) -> None:
+    """Refuses an exclude that drops a shared library a group's package depends on.
+
+    Excludes exist to drop what only maintainer scripts use (dpkg, debconf, perl-base, ...). A library
+    package (Debian names them lib*) that something depends on holds a shared object that program loads, so
+    excluding it makes images whose programs cannot start: the lock must not be written.
+    """
+    for excluded, chain in resolver.dropped:
+        if excluded.startswith("lib"):
+            group = manifest.group_of(chain[1])
+            raise LockError(
+                f"{manifest.path} [{arch}]: the {group!r} group needs {excluded} "
+                f"({' -> '.join(chain[1:])} -> {excluded}), but 'exclude' drops it: it is a shared library "
+                f"the images' programs load, so images built from this lock could not run. Remove {excluded} "
+                "from 'exclude'; the old lock is left as it was"
+            )
+
+
 def build_lock(manifest: Manifest, reader: ArchiveReader) -> dict[str, Any]:
     """The lockfile content for `manifest`: a pure function of the manifest and the verified indices."""
     labels = ", ".join(source.label() for source in manifest.sources)
@@ -684,6 +725,7 @@ def build_lock(manifest: Manifest, reader: ArchiveReader) -> dict[str, Any]:
         log(f"resolving {arch}")
         resolver = Resolver(index, manifest.excludes, f"{manifest.path} [{arch}]", labels)
         resolver.resolve(manifest.packages)
+        check_no_library_dropped(manifest, arch, resolver)
         for note in sorted(resolver.notes):
             log(f"  {arch}: {note}")
         log(f"  {arch}: {len(resolver.selected)} packages")
@@ -691,6 +733,7 @@ def build_lock(manifest: Manifest, reader: ArchiveReader) -> dict[str, Any]:
     return {
         "version": LOCK_FORMAT_VERSION,
         "manifest_sha256": manifest.sha256,
+        "groups": {name: sorted(members) for name, members in manifest.groups.items()},
         "sources": [source_entry(source, reader.release(source)) for source in manifest.sources],
         "packages": sorted(packages, key=lambda p: (p["arch"], p["name"])),
     }

@@ -140,6 +140,9 @@ def _deb_hub_impl(rctx):
         "# The snapshot timestamp of the lock, or the newest Release date of its suites when resolved live.",
         "ARCHIVE_STATE = %s" % json.encode(rctx.attr.archive_state),
         "",
+        "# The manifest's package groups: group name -> the packages whose closure it stands for.",
+        "GROUPS = " + json.encode_indent(rctx.attr.groups, indent = "    "),
+        "",
         "PACKAGES = " + json.encode_indent(data, indent = "    "),
         "",
     ]))
@@ -150,5 +153,6 @@ deb_hub = repository_rule(
     attrs = {
         "lock_json": attr.string(mandatory = True, doc = "The lock's package list, JSON-encoded."),
         "archive_state": attr.string(mandatory = True, doc = "The snapshot timestamp (or newest Release date) of the lock."),
+        "groups": attr.string_list_dict(doc = "The manifest's package groups, as the lock carries them."),
     },
 )

@@ -558,6 +558,43 @@ def test_bad_snapshot_time(capsys: Capture, tmp_path: Path, signers: Signers, mi
     assert not (tmp_path / "lock.json").exists()
 
 
+def test_groups_are_resolved_and_carried_by_the_lock(
+    capsys: Capture, tmp_path: Path, signers: Signers, mirror: Mirror
+) -> None:
+    path = tmp_path / "manifest.yaml"
+    path.write_text(json.dumps({"sources": SOURCES, "archs": ["amd64"],
+                                "groups": {"system": ["libc6"], "python": ["python3"]}}))
+    run = run_lock(capsys, tmp_path, signers["archive"], "--manifest", str(path), "--lock", str(tmp_path / "lock.json"))
+    assert run.code == 0, run.stderr
+    assert json.loads((tmp_path / "lock.json").read_text())["groups"] == {"system": ["libc6"], "python": ["python3"]}
+    assert sorted(locked(tmp_path / "lock.json")) == ["libc6", "libgcc-s1", "python3"]
+
+
+def test_excluding_a_library_a_group_needs_is_refused(
+    capsys: Capture, tmp_path: Path, signers: Signers, mirror: Mirror
+) -> None:
+    """As moving libc6 from the packages to 'exclude' would: the images' programs could not start."""
+    (tmp_path / "lock.json").write_text("good lock\n")
+    path = tmp_path / "manifest.yaml"
+    path.write_text(json.dumps({
+        "sources": SOURCES, "archs": ["amd64"], "groups": {"system": ["extra"]},
+        "exclude": [{"name": "libc6", "why": "a mistake"}]}))
+    run = run_lock(capsys, tmp_path, signers["archive"], "--manifest", str(path), "--lock", str(tmp_path / "lock.json"))
+    error = run.error()
+    assert "the 'system' group needs libc6 (extra -> libc6), but 'exclude' drops it" in error
+    assert "Remove libc6 from 'exclude'" in error
+    assert (tmp_path / "lock.json").read_text() == "good lock\n"
+
+
+def test_groups_and_packages_together_are_refused(
+    capsys: Capture, tmp_path: Path, signers: Signers, mirror: Mirror
+) -> None:
+    path = tmp_path / "manifest.yaml"
+    path.write_text(json.dumps({"sources": SOURCES, "archs": ["amd64"], "groups": {"a": ["libc6"]}, "packages": ["x"]}))
+    run = run_lock(capsys, tmp_path, signers["archive"], "--manifest", str(path), "--lock", str(tmp_path / "lock.json"))
+    assert "use 'groups' or 'packages', not both" in run.error()
+
+
 def test_unpaired_manifest_and_lock(capsys: Capture, tmp_path: Path, signers: Signers, mirror: Mirror) -> None:
     run = run_lock(capsys, tmp_path, signers["archive"], "--manifest", "a.yaml")
     assert "give one --lock for each --manifest" in run.error()
