@@ -194,16 +194,14 @@ def update_build_root(path: Path, reader: lock.ArchiveReader, update: Update) ->
             f"{path}: {', '.join(gone)} no longer in Debian {pins.suite}; remove or replace "
             f"{'that pin' if len(gone) == 1 else 'those pins'} by hand, then run the update again")
     versions = {name: offered[name].version for name in pins.pins}
-    text = build_root_text(pins, versions, reader.snapshot)
     changes = diff_versions(BUILD_ROOT_SCOPE, {(BUILD_ROOT_ARCH, n): v for n, v in pins.pins.items()},
                             {(BUILD_ROOT_ARCH, n): v for n, v in versions.items()})
     if not changes and not (reader.snapshot and f"snapshot {reader.snapshot}" not in pins.lines):
+        # Unchanged pins keep their snapshot line, which still holds them.
         log(f"{BUILD_ROOT_SCOPE}: unchanged")
         return
-    if not reader.snapshot:
-        # Without changes the existing snapshot line stays valid; with changes it no longer holds the pins.
-        text = build_root_text(pins, versions, None) if changes else "\n".join(pins.lines) + "\n"
-    update.writes[path] = text.encode()
+    # Moved pins resolved live lose the snapshot line: the old snapshot does not hold the new versions.
+    update.writes[path] = build_root_text(pins, versions, reader.snapshot).encode()
     update.changes.extend(changes)
     for name, candidate in offered.items():
         if name in pins.pins:
