@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="push-") as directory:
             signer = Signer.load(args.key, Path(directory)) if args.key else None
             if signer is None:
-                print("push: no signing key (--key or COSIGN_KEY): the images are pushed WITHOUT signatures or "
+                print("NOTE: no signing key (--key or COSIGN_KEY): the images are pushed WITHOUT signatures or "
                       "attestations", file=sys.stderr)
             for target in chosen:
                 push(target, signer, args.attest)
