@@ -203,6 +203,15 @@ def image_tags():
             tags["//python:" + version + variant] = [tag(version, variant)] + (["latest" + variant] if version == newest else [])
     return tags
 
+def image_sboms():
+    """Per-architecture image target -> its SBOM target, for every image (the push test compares them)."""
+    return {
+        "//python:" + _target(version, arch, variant): "//python:" + _target(version, arch, variant) + "_sbom"
+        for version, config in PYTHONS.items()
+        for variant in VARIANTS
+        for arch in config.archs
+    }
+
 def python_images():
     """Every image in PYTHONS, in every architecture and variant."""
     base_files_layer(name = "base_files")
