@@ -333,8 +333,9 @@ def test_root_environment_passes_only_known_variables() -> None:
 
 
 # Upper-case names in the README's code spans that are not variables the project's tools read: the image's
-# PATH, a variable the images do not need, the word tools/bazel prints before a substitution, and SPDX's NOASSERTION.
-NOT_TOOL_VARIABLES = {"PATH", "SSL_CERT_FILE", "NOTICE", "NOASSERTION"}
+# PATH, a variable the images do not need, the words tools/bazel and the wheel repositories print before a
+# substitution or a fallback, SPDX's NOASSERTION, and the dist-info files INSTALLER and RECORD.
+NOT_TOOL_VARIABLES = {"PATH", "SSL_CERT_FILE", "NOTICE", "NOTE", "NOASSERTION", "INSTALLER", "RECORD"}
 
 
 def test_every_variable_the_readme_documents_reaches_the_root() -> None:
