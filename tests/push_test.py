@@ -25,6 +25,10 @@ import pytest
 
 PUSH = os.environ["PUSH_BINARY"]
 EXPECTED = [arg.split("=", 1) for arg in os.environ["PUSH_EXPECT"].split()]
+# Per-architecture image layout -> the SBOM :push attests for it.
+SBOMS = dict(arg.split("=", 1) for arg in os.environ["PUSH_SBOMS"].split())
+# cosign flags for verifying offline-signed images in a plain-HTTP loopback registry.
+OFFLINE = ("--insecure-ignore-tlog=true", "--allow-http-registry")
 
 
 def free_port() -> int:
@@ -219,6 +223,98 @@ def test_invalid_repository_is_rejected_before_any_network(repository: str) -> N
     result = run_push("--repository", repository) if repository else run_push()
     assert result.returncode == 1
     assert result.stderr.startswith("push: ") and ("not a valid repository" in result.stderr or "no repository" in result.stderr)
+
+
+def cosign(*args: str, cwd: Path | None = None, password: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["cosign", *args], capture_output=True, text=True, cwd=cwd, timeout=300,
+                          stdin=subprocess.DEVNULL, env=dict(os.environ, COSIGN_PASSWORD=password))
+
+
+def key_pair(directory: Path, password: str) -> tuple[Path, Path]:
+    """A throwaway cosign key pair, in cosign's own format."""
+    directory.mkdir(parents=True)
+    result = cosign("generate-key-pair", cwd=directory, password=password)
+    assert result.returncode == 0, result.stderr
+    return directory / "cosign.key", directory / "cosign.pub"
+
+
+def attested(reference: str, public_key: Path, kind: str) -> list[dict]:
+    result = cosign("verify-attestation", "--key", str(public_key), "--type", kind, *OFFLINE, reference)
+    assert result.returncode == 0, f"{reference}: {result.stderr}"
+    statements = [json.loads(base64.b64decode(json.loads(line)["payload"]))
+                  for line in result.stdout.splitlines() if line.startswith("{")]
+    return [statement["predicate"] for statement in statements]
+
+
+def referrers(registry: str, repository: str, digest: str) -> int:
+    """How many signatures and attestations the registry holds for a digest (the OCI 1.1 referrers tag)."""
+    index = crane("manifest", f"{registry}/{repository}:{digest.replace(':', '-')}")
+    return len(json.loads(index)["manifests"])
+
+
+def signed_push(prefix: str, key: Path, password: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PUSH, "--repository", prefix, "--key", str(key)], capture_output=True, text=True,
+                          timeout=1800, env=dict(os.environ, COSIGN_PASSWORD=password))
+
+
+def test_signed_push_signs_and_attests_every_image_by_digest(registry: str, tmp_path: Path) -> None:
+    password = "throwaway-test-password"
+    key, public_key = key_pair(tmp_path / "keys", password)
+    _, other_public_key = key_pair(tmp_path / "other", "another-password")
+    prefix = f"{registry}/signed"
+
+    # A wrong password fails before anything is pushed, so no tag exists.
+    refused = signed_push(prefix, key, "wrong-password")
+    assert refused.returncode == 1
+    assert "cannot use the signing key" in refused.stderr and "no image was pushed" in refused.stderr
+    first_layout, first_destination = EXPECTED[0]
+    name, tags = first_destination.split(":")
+    assert subprocess.run(["crane", "digest", f"{prefix}/{name}:{tags.split(',')[0]}"],
+                          capture_output=True).returncode != 0, "a tag moved although the key was unusable"
+
+    started = time.monotonic()
+    result = signed_push(prefix, key, password)
+    assert result.returncode == 0, result.stderr
+    print(f"signed push of {len(EXPECTED)} indexes: {time.monotonic() - started:.1f} s")
+    assert "NOT signed" not in result.stdout
+
+    sboms_by_digest = {local_digest(layout): json.loads(Path(sbom).read_text()) for layout, sbom in SBOMS.items()}
+    for layout, destination in EXPECTED:
+        name, tags = destination.split(":")
+        index = local_digest(layout)
+        children = [descriptor["digest"] for descriptor in json.loads(blob(layout, index))["manifests"]]
+        expected_sboms = sorted((sboms_by_digest[child] for child in children), key=json.dumps)
+        for tag in tags.split(","):
+            reference = f"{prefix}/{name}:{tag}"
+            verified = cosign("verify", "--key", str(public_key), *OFFLINE, reference)
+            assert verified.returncode == 0, f"{reference}: {verified.stderr}"
+            assert index in verified.stdout
+            # The index carries the SBOM of each of its images, as built.
+            assert sorted(attested(reference, public_key, "spdxjson"), key=json.dumps) == expected_sboms
+            wrong = cosign("verify", "--key", str(other_public_key), *OFFLINE, reference)
+            assert wrong.returncode != 0, f"{reference} verified with another key"
+        for child in children:
+            reference = f"{prefix}/{name}@{child}"
+            assert cosign("verify", "--key", str(public_key), *OFFLINE, reference).returncode == 0, reference
+            assert attested(reference, public_key, "spdxjson") == [sboms_by_digest[child]]
+
+    # A tag moved to a digest nobody signed does not verify.
+    layout, destination = EXPECTED[0]
+    name, tags = destination.split(":")
+    child = json.loads(blob(layout, local_digest(layout)))["manifests"][0]["digest"]
+    moved = f"{prefix}/{name}:moved"
+    crane("mutate", f"{prefix}/{name}@{child}", "--label", "unsigned=yes", "--tag", moved)
+    assert crane("digest", moved) != child
+    unsigned = cosign("verify", "--key", str(public_key), *OFFLINE, moved)
+    assert unsigned.returncode != 0, "an unsigned digest verified"
+
+    # Pushing again signs and attests nothing new.
+    before = {digest: referrers(registry, f"signed/{name}", digest) for digest in (local_digest(layout), child)}
+    again = signed_push(prefix, key, password)
+    assert again.returncode == 0, again.stderr
+    assert "  signed " not in again.stdout and "  attested " not in again.stdout
+    assert "already signed" in again.stdout and "already attested" in again.stdout
+    assert {digest: referrers(registry, f"signed/{name}", digest) for digest in before} == before
 
 
 if __name__ == "__main__":

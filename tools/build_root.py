@@ -58,6 +58,7 @@ PASSED_VARIABLES = (
     "TERM", "CI", "DOCKER_HOST", "USER", "LOGNAME", "COLUMNS", SNAPSHOT_VARIABLE, "DISTROLESS_REPOSITORY",
     "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
     "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CERT", "PIP_DEFAULT_TIMEOUT",
+    "COSIGN_KEY", "COSIGN_PASSWORD",
 )
 # Variables tools/bazel itself reads on the machine (they choose the cache, not what runs in the root).
 HOST_VARIABLES = ("DISTROLESS_PYTHON_CACHE", "XDG_CACHE_HOME", "HOME")

@@ -5,7 +5,8 @@ For version V (e.g. 3.9) and variant S ("", "-nonroot", "-debug", "-debug-nonroo
   //python:V_<arch><_s>             the per-architecture image, e.g. //python:3.9_arm64_debug
   //python:V_<arch><_s>_test        its structure tests
   //python:V<S>_load, V<S>_push     docker load (amd64) and push of the index
-  //python:V.sbom                   the SPDX SBOM of the amd64 image
+  //python:V_<arch><_s>_sbom        its SPDX 2.3 SBOM (every .deb it holds, with licences from DEP-5 copyright files)
+  //python:V.sbom                   the SPDX SBOM of the default amd64 image
 """
 
 load("@bazel_skylib//rules:expand_template.bzl", "expand_template")
@@ -46,6 +47,9 @@ _ARCHIVE_STATES = {
 # The manifest annotation that carries it, so a pulled image says how fresh its packages are.
 ARCHIVE_STATE_ANNOTATION = "debian.archive.timestamp"
 
+# The images' licence (see README.md, Licence), in their label and their SBOMs.
+IMAGE_LICENSE = "GPL-3.0-or-later"
+
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Variant suffix -> (debug: the busybox shell; nonroot: user 65532; dev: pip, venv and ensurepip on top of the
@@ -64,7 +68,7 @@ def _upstream_version(debian_version):
 
 def _labels(version, python_version):
     labels = {
-        "org.opencontainers.image.licenses": "GPL-3.0-or-later",
+        "org.opencontainers.image.licenses": IMAGE_LICENSE,
         "org.opencontainers.image.title": "distroless python" + version,
         "org.opencontainers.image.version": python_version,
         "python.version": python_version,
@@ -164,8 +168,13 @@ def _layers(version, config, arch):
     _package_tests(prefix + "_debug_package_tests", busybox)
     _package_tests(prefix + "_dev_package_tests", dev)
     _dev_tests(prefix + "_dev_tests", config)
-    spdx_sbom(prefix + "_sbom", "distroless/python:" + tag(version, ""), packages, sorted(system + python), arch, config.distribution)
-    return struct(layers = layers + [prefix + "_ld_so_cache", prefix + "_pyc"], python_version = python_version)
+    return struct(
+        layers = layers + [prefix + "_ld_so_cache", prefix + "_pyc"],
+        python_version = python_version,
+        debs = _debs(packages, system + python),
+        debug_debs = _debs(packages, busybox),
+        dev_debs = _debs(packages, dev),
+    )
 
 def _variant_image(version, config, arch, variant, shared):
     settings = VARIANTS[variant]
@@ -200,6 +209,14 @@ def _variant_image(version, config, arch, variant, shared):
         configs += [prefix + "_dev_package_tests", prefix + "_dev_tests"]
     else:
         configs.append("//tests:no_build_tools.yaml")
+    spdx_sbom(
+        name = name + "_sbom",
+        debs = shared.debs + (shared.debug_debs if settings.debug else []) + (shared.dev_debs if settings.dev else []),
+        image_name = "distroless/python:" + tag(version, variant),
+        architecture = arch,
+        distribution = config.distribution,
+        image_license = IMAGE_LICENSE,
+    )
     container_structure_test(
         name = name + "_test",
         image = name,
@@ -218,6 +235,15 @@ def image_tags():
             tags["//python:" + version + variant] = [tag(version, variant)] + (["latest" + variant] if version == newest else [])
     return tags
 
+def image_sboms():
+    """Per-architecture image target -> its SBOM target, for every image (the push test compares them)."""
+    return {
+        "//python:" + _target(version, arch, variant): "//python:" + _target(version, arch, variant) + "_sbom"
+        for version, config in PYTHONS.items()
+        for variant in VARIANTS
+        for arch in config.archs
+    }
+
 def python_images():
     """Every image in PYTHONS, in every architecture and variant."""
     base_files_layer(name = "base_files")
@@ -235,5 +261,11 @@ def python_images():
                 image = _target(version, "amd64", variant),
                 repo_tags = ["distroless/python:" + tag(version, variant)],
             )
-            oci_push(name = version + variant + "_push", image = version + variant, remote_tags = image_tags()["//python:" + version + variant])
+            oci_push(
+                name = version + variant + "_push",
+                image = version + variant,
+                remote_tags = image_tags()["//python:" + version + variant],
+                attest_images = [_target(version, arch, variant) for arch in config.archs],
+                sboms = [_target(version, arch, variant) + "_sbom" for arch in config.archs],
+            )
         native.alias(name = version + ".sbom", actual = version + "_amd64_sbom")

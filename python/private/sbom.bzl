@@ -1,53 +1,34 @@
-"""An SPDX 2.3 JSON SBOM of an image's Debian packages, made from the lock alone (so it is reproducible)."""
+"""spdx_sbom: an image's SPDX 2.3 JSON SBOM, made from the .debs it is built from (tools/debian/spdx_sbom.py)."""
 
-load("@bazel_skylib//rules:write_file.bzl", "write_file")
-
-def _purl(name, version, arch, distribution):
-    return "pkg:deb/debian/%s@%s?arch=%s&distro=%s" % (name, version.replace(":", "%3A").replace("+", "%2B"), arch, distribution)
-
-def spdx_sbom(name, image_name, packages, names, arch, distribution):
-    """An SPDX 2.3 JSON SBOM of the image's Debian packages, made from the lock alone (so it is reproducible)."""
-    spdx_packages = [{
-        "SPDXID": "SPDXRef-Image",
-        "name": image_name,
-        "versionInfo": arch,
-        "downloadLocation": "NOASSERTION",
-        "licenseConcluded": "GPL-3.0-or-later",
-        "licenseDeclared": "GPL-3.0-or-later",
-        "copyrightText": "NOASSERTION",
-        "primaryPackagePurpose": "CONTAINER",
-    }]
-    relationships = [{"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": "SPDXRef-Image"}]
-    for package in names:
-        version = packages[package]["version"]
-        spdx_id = "SPDXRef-Package-" + "".join([c if c.isalnum() or c in ".-" else "-" for c in package.elems()])
-        spdx_packages.append({
-            "SPDXID": spdx_id,
-            "name": package,
-            "versionInfo": version,
-            "supplier": "Organization: Debian",
-            "downloadLocation": "NOASSERTION",
-            "licenseConcluded": "NOASSERTION",
-            "licenseDeclared": "NOASSERTION",
-            "copyrightText": "NOASSERTION",
-            "checksums": [{"algorithm": "SHA256", "checksumValue": packages[package]["sha256"]}],
-            "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": _purl(package, version, arch, distribution)}],
-        })
-        relationships.append({"spdxElementId": "SPDXRef-Image", "relationshipType": "CONTAINS", "relatedSpdxElement": spdx_id})
-
-    # The namespace must be unique per document: derive it from the package set, not from time or randomness.
-    fingerprint = hash(json.encode([packages[package]["sha256"] for package in names]))
-    write_file(
-        name = name,
-        out = name + ".spdx.json",
-        content = [json.encode_indent({
-            "spdxVersion": "SPDX-2.3",
-            "dataLicense": "CC0-1.0",
-            "SPDXID": "SPDXRef-DOCUMENT",
-            "name": image_name,
-            "documentNamespace": "urn:distroless-python:sbom:%s:%s:%d" % (image_name, arch, fingerprint),
-            "creationInfo": {"created": "1970-01-01T00:00:00Z", "creators": ["Tool: distroless-python images.bzl"]},
-            "packages": spdx_packages,
-            "relationships": relationships,
-        }, indent = "  ")],
+def _spdx_sbom_impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".spdx.json")
+    args = ctx.actions.args()
+    args.add("--name", ctx.attr.image_name)
+    args.add("--architecture", ctx.attr.architecture)
+    args.add("--distribution", ctx.attr.distribution)
+    args.add("--image-license", ctx.attr.image_license)
+    args.add("--output", out)
+    args.add_all(ctx.files.debs)
+    ctx.actions.run(
+        executable = ctx.executable._tool,
+        arguments = [args],
+        inputs = ctx.files.debs,
+        outputs = [out],
+        mnemonic = "SpdxSbom",
+        progress_message = "Describing %d .debs in %%{output}" % len(ctx.files.debs),
     )
+    return [DefaultInfo(files = depset([out]))]
+
+spdx_sbom = rule(
+    implementation = _spdx_sbom_impl,
+    doc = """The SPDX 2.3 JSON SBOM of an image: one package per .deb, with its version, architecture, sha256,
+purl and, where its copyright file is machine-readable (DEP-5), its licence. Deterministic.""",
+    attrs = {
+        "debs": attr.label_list(allow_files = [".deb"], mandatory = True, doc = "Every .deb the image holds."),
+        "image_name": attr.string(mandatory = True, doc = "The image's name and tag, e.g. distroless/python:3.13-debug."),
+        "architecture": attr.string(mandatory = True, doc = "The image's architecture, e.g. amd64."),
+        "distribution": attr.string(mandatory = True, doc = "The Debian release the purls name, e.g. trixie."),
+        "image_license": attr.string(mandatory = True, doc = "The image's own licence, an SPDX expression."),
+        "_tool": attr.label(default = "//tools/debian:spdx_sbom", executable = True, cfg = "exec"),
+    },
+)

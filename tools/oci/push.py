@@ -2,17 +2,24 @@
 
 A tag therefore only ever moves to an image whose every blob is already in the registry; an interrupted push
 leaves no tag changed and can simply be run again (crane skips the blobs the registry already has).
-Credentials come from the user's docker config, as crane reads them; nothing here stores any.
+Credentials come from the user's docker config, as crane and cosign read them; nothing here stores any.
+
+With a cosign key (--key or COSIGN_KEY, its password in COSIGN_PASSWORD), every pushed index and every image
+in it is signed by digest, and its attestations (SBOM, provenance) are attached, before any tag moves; the
+key is checked before anything is pushed. Nothing goes to a transparency log. A signature or attestation
+this key already made for a digest is not made again, so pushing twice adds nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +39,30 @@ class Target:
     layout: Path
     repository: str
     tags: tuple[str, ...]
+
+
+# cosign's --type names -> the predicate types they write into the in-toto statement.
+PREDICATE_TYPES = {
+    "spdxjson": "https://spdx.dev/Document",
+    "slsaprovenance1": "https://slsa.dev/provenance/v1",
+}
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """A predicate (TYPE: one of PREDICATE_TYPES) about the image or index that `subject` (a layout) holds."""
+
+    subject: Path
+    type: str
+    predicate: Path
+
+
+# Offline signing with a key: no transparency log, and no signing config fetched from Sigstore's TUF
+# repository (cosign 3 fetches one by default, and its service URLs would be the public instance).
+OFFLINE_SIGNING = ("--tlog-upload=false", "--use-signing-config=false")
+# Verifying signatures made that way: there is no transparency-log entry to look for.
+OFFLINE_VERIFYING = ("--insecure-ignore-tlog=true",)
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
 def check_target(target: Target) -> None:
@@ -74,17 +105,127 @@ def advice(message: str) -> str:
             "(docker login / crane auth login)")
 
 
-def push(target: Target) -> str:
-    """Pushes one layout by digest, then points each tag at it; returns the digest."""
+def child_digests(layout: Path, digest: str) -> list[str]:
+    """The manifests an index in the layout lists (recursively), or [] for an image."""
+    try:
+        document = json.loads((layout / "blobs" / "sha256" / digest.split(":", 1)[1]).read_bytes())
+    except (OSError, ValueError, IndexError) as error:
+        raise PushError(f"{layout}: cannot read {digest} ({error}); build the image again") from None
+    children = [descriptor["digest"] for descriptor in document.get("manifests", [])]
+    return [grandchild for child in children for grandchild in [child, *child_digests(layout, child)]]
+
+
+class Signer:
+    """Signs and attests digests with one cosign key, skipping what that key has already signed."""
+
+    def __init__(self, key: str, public_key: Path) -> None:
+        self.key = key
+        self.public_key = public_key
+
+    @staticmethod
+    def load(key: str, directory: Path) -> "Signer":
+        """Checks the key and its password by deriving the public key, before anything is pushed."""
+        if not Path(key).is_file() and "://" not in key:
+            raise PushError(f"the signing key {key} does not exist; pass --key (or COSIGN_KEY) naming a key made "
+                            "by `cosign generate-key-pair`; no image was pushed")
+        if "COSIGN_PASSWORD" not in os.environ:
+            raise PushError(f"COSIGN_PASSWORD is not set: set it to the password of {key} (empty for a key without "
+                            "one); no image was pushed")
+        public_key = directory / "cosign.pub"
+        result = subprocess.run(["cosign", "public-key", "--key", key, "--outfile", str(public_key)],
+                                stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        if result.returncode != 0:
+            last = (result.stderr.strip().splitlines() or ["no message"])[-1]
+            raise PushError(f"cannot use the signing key {key}: {last}. Check the key and COSIGN_PASSWORD; "
+                            "no image was pushed")
+        return Signer(key, public_key)
+
+    @staticmethod
+    def cosign(arguments: list[str], reference: str) -> subprocess.CompletedProcess[str]:
+        host = reference.split("/", 1)[0]
+        http = ["--allow-http-registry"] if host.rsplit(":", 1)[0] in LOOPBACK_HOSTS else []
+        return subprocess.run(["cosign", *arguments, *http, reference], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True)
+
+    def must(self, arguments: list[str], reference: str, target: Target) -> None:
+        result = self.cosign(arguments, reference)
+        if result.returncode != 0:
+            sys.stderr.write(result.stderr)
+            last = (result.stderr.strip().splitlines() or ["no message"])[-1]
+            raise PushError(f"signing {reference} failed: {last}; no tag of {target.repository} was moved")
+
+    def is_signed(self, reference: str) -> bool:
+        result = self.cosign(["verify", "--key", str(self.public_key), *OFFLINE_VERIFYING], reference)
+        return result.returncode == 0
+
+    def attested(self, reference: str, kind: str) -> list[object]:
+        """The predicates of type `kind` this key has attested for the reference."""
+        result = self.cosign(["verify-attestation", "--key", str(self.public_key), "--type", kind,
+                              *OFFLINE_VERIFYING], reference)
+        return predicates(result.stdout, kind) if result.returncode == 0 else []
+
+    def sign(self, reference: str, target: Target) -> None:
+        if self.is_signed(reference):
+            print(f"  already signed {reference}")
+            return
+        self.must(["sign", "--key", self.key, *OFFLINE_SIGNING, "--yes"], reference, target)
+        print(f"  signed {reference}")
+
+    def attest(self, reference: str, attestation: Attestation, target: Target) -> None:
+        wanted = json.loads(attestation.predicate.read_text())
+        if wanted in self.attested(reference, attestation.type):
+            print(f"  already attested {attestation.type} {attestation.predicate.name} to {reference}")
+            return
+        self.must(["attest", "--key", self.key, *OFFLINE_SIGNING, "--yes", "--type", attestation.type,
+                   "--predicate", str(attestation.predicate)], reference, target)
+        print(f"  attested {attestation.type} {attestation.predicate.name} to {reference}")
+
+
+def predicates(output: str, kind: str) -> list[object]:
+    """The predicates of `cosign verify-attestation` output (one DSSE envelope per line) of one type."""
+    found = []
+    for line in output.splitlines():
+        if not line.strip().startswith("{"):
+            continue
+        try:
+            statement = json.loads(base64.b64decode(json.loads(line)["payload"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+        if statement.get("predicateType") == PREDICATE_TYPES.get(kind, kind):
+            found.append(statement.get("predicate"))
+    return found
+
+
+def sign_and_attest(target: Target, digest: str, signer: Signer, attestations: list[Attestation]) -> None:
+    """Signs the pushed digest and every manifest under it; attaches each one's attestations, and to an
+    index, those of all its images (so that a tag, which names the index, carries them all)."""
+    subjects = [digest, *child_digests(target.layout, digest)]
+    grouped: dict[str, list[Attestation]] = {}
+    for attestation in attestations:
+        grouped.setdefault(layout_digest(attestation.subject), []).append(attestation)
+    for subject in subjects:
+        reference = f"{target.repository}@{subject}"
+        signer.sign(reference, target)
+        own = grouped.get(subject, [])
+        inherited = [a for child in child_digests(target.layout, subject) for a in grouped.get(child, [])]
+        for attestation in own + inherited:
+            signer.attest(reference, attestation, target)
+
+
+def push(target: Target, signer: Signer | None = None, attestations: list[Attestation] | None = None) -> str:
+    """Pushes one layout by digest, signs it (with a signer), then points each tag at it; returns the digest."""
     check_target(target)
     digest = layout_digest(target.layout)
     by_digest = f"{target.repository}@{digest}"
     # crane pushes a layout's single descriptor as it is, image or index. (Its --index flag would instead
     # wrap the layout's descriptors in a new index, whose digest is not the one built here.)
     crane(["push", str(target.layout), by_digest], target)
+    if signer is not None:
+        sign_and_attest(target, digest, signer, attestations or [])
     for tag in target.tags:
         crane(["tag", by_digest, tag], target)
-    print(f"pushed {by_digest}" + (f" as {', '.join(target.tags)}" if target.tags else ""))
+    print(f"pushed {by_digest}" + (f" as {', '.join(target.tags)}" if target.tags else "")
+          + (", signed" if signer is not None else ", NOT signed"))
     return digest
 
 
@@ -113,6 +254,16 @@ def targets(args: argparse.Namespace) -> list[Target]:
     return [Target(args.layout, repository, tuple(args.tag or args.default_tag))]
 
 
+def parse_attestation(spec: str) -> Attestation:
+    """SUBJECT_LAYOUT=TYPE=PREDICATE -> Attestation."""
+    subject, _, rest = spec.partition("=")
+    kind, _, predicate = rest.partition("=")
+    if not subject or kind not in PREDICATE_TYPES or not predicate:
+        raise argparse.ArgumentTypeError(f"'{spec}' is not LAYOUT=TYPE=PREDICATE with TYPE one of "
+                                         f"{', '.join(PREDICATE_TYPES)}")
+    return Attestation(Path(subject), kind, Path(predicate))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layout", type=Path, help="OCI layout of the image or index to push")
@@ -122,12 +273,26 @@ def main(argv: list[str] | None = None) -> int:
                         help="LAYOUT=NAME:TAG[,TAG...]: push to REPOSITORY/NAME (repeatable; REPOSITORY is a prefix)")
     parser.add_argument("-r", "--repository", help="repository to push to (with --image: the prefix)")
     parser.add_argument("-t", "--tag", action="append", help="tag to set (repeatable); replaces the rule's tags")
+    parser.add_argument("--key", default=os.environ.get("COSIGN_KEY", ""),
+                        help="cosign private key (default: COSIGN_KEY); its password comes from COSIGN_PASSWORD. "
+                             "Without one, images are pushed unsigned")
+    parser.add_argument("--attest", type=parse_attestation, action="append", default=[],
+                        help="LAYOUT=TYPE=PREDICATE: attach PREDICATE (TYPE spdxjson or slsaprovenance1) to the "
+                             "image LAYOUT holds wherever it is pushed (repeatable; only with a key)")
     args = parser.parse_args(argv)
     if bool(args.layout) == bool(args.image):
         parser.error("give either --layout or --image")
     try:
-        for target in targets(args):
-            push(target)
+        chosen = targets(args)
+        for target in chosen:
+            check_target(target)
+        with tempfile.TemporaryDirectory(prefix="push-") as directory:
+            signer = Signer.load(args.key, Path(directory)) if args.key else None
+            if signer is None:
+                print("NOTE: no signing key (--key or COSIGN_KEY): the images are pushed WITHOUT signatures or "
+                      "attestations", file=sys.stderr)
+            for target in chosen:
+                push(target, signer, args.attest)
     except PushError as error:
         print(f"push: {error}", file=sys.stderr)
         return 1

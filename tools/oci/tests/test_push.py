@@ -288,7 +288,7 @@ def test_push_by_digest_before_every_tag(tmp_path: Path, crane: FakeCrane, capsy
     assert push.push(Target(layout, REPOSITORY, ("3.13", "latest"))) == DIGEST_A
 
     assert_push_then_tags(crane.calls(), layout, DIGEST_A, ["3.13", "latest"])
-    assert capsys.readouterr().out == f"pushed {REPOSITORY}@{DIGEST_A} as 3.13, latest\n"
+    assert capsys.readouterr().out == f"pushed {REPOSITORY}@{DIGEST_A} as 3.13, latest, NOT signed\n"
 
 
 @pytest.mark.parametrize("media_type", [OCI_INDEX, DOCKER_LIST])
@@ -304,7 +304,7 @@ def test_push_without_tags_only_pushes(tmp_path: Path, crane: FakeCrane, capsys:
     layout = write_index(tmp_path / "image", descriptor(IMAGE_MANIFEST, DIGEST_A))
     push.push(Target(layout, REPOSITORY, ()))
     assert crane.calls() == [["push", str(layout), f"{REPOSITORY}@{DIGEST_A}"]]
-    assert capsys.readouterr().out == f"pushed {REPOSITORY}@{DIGEST_A}\n"
+    assert capsys.readouterr().out == f"pushed {REPOSITORY}@{DIGEST_A}, NOT signed\n"
 
 
 def test_failed_push_moves_no_tag(tmp_path: Path, crane: FakeCrane, capsys: pytest.CaptureFixture[str]) -> None:
@@ -360,6 +360,45 @@ def test_main_pushes_every_image(
     calls = crane.calls()
     assert_push_then_tags(calls[:2], image, image_digest, ["3.13-amd64"])
     assert_push_then_tags(calls[2:], index, index_digest, ["3.13", "latest"])
+
+
+def test_main_without_a_key_says_it_does_not_sign(
+    tmp_path: Path, crane: FakeCrane, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COSIGN_KEY", raising=False)
+    layout = write_index(tmp_path / "image", descriptor(IMAGE_MANIFEST, DIGEST_A))
+    assert push.main(["--layout", str(layout), "--default-repository", REPOSITORY, "--default-tag", "latest"]) == 0
+    assert "NOTE: no signing key (--key or COSIGN_KEY)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("password", [None, "set"])
+def test_main_with_an_unusable_key_fails_before_any_push(
+    tmp_path: Path, crane: FakeCrane, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    password: str | None,
+) -> None:
+    """A missing key file, or a key without COSIGN_PASSWORD, stops the push before crane runs at all."""
+    layout = write_index(tmp_path / "image", descriptor(IMAGE_MANIFEST, DIGEST_A))
+    key = tmp_path / "cosign.key"
+    if password is None:
+        key.write_text("not checked before the password")
+        monkeypatch.delenv("COSIGN_PASSWORD", raising=False)
+    else:
+        monkeypatch.setenv("COSIGN_PASSWORD", password)
+    status = push.main(["--layout", str(layout), "--default-repository", REPOSITORY, "--default-tag", "latest",
+                        "--key", str(key)])
+    assert status == 1
+    assert crane.calls() == []
+    error = capsys.readouterr().err
+    assert ("COSIGN_PASSWORD is not set" if password is None else "does not exist") in error
+    assert "no image was pushed" in error
+
+
+def test_predicates_of_verify_attestation_output() -> None:
+    statement = {"predicateType": push.PREDICATE_TYPES["spdxjson"], "predicate": {"spdxVersion": "SPDX-2.3"}}
+    other = {"predicateType": "https://sigstore.dev/cosign/sign/v1", "predicate": {}}
+    lines = [json.dumps({"payload": push.base64.b64encode(json.dumps(document).encode()).decode()})
+             for document in (statement, other)]
+    assert push.predicates("\n".join(["Verification for x --", *lines]), "spdxjson") == [{"spdxVersion": "SPDX-2.3"}]
 
 
 def test_main_reports_a_failed_push(

@@ -1,0 +1,63 @@
+"""The spdx-tools validator (`pyspdxtools`), from its PyPI wheels, pinned by hash, for the SBOM tests."""
+
+# spdx-tools and every dependency it needs, all pure-Python wheels (so one hash fits every machine), except
+# PyYAML, which the build root's python3-yaml provides. pip fetches them through the user's own pip
+# configuration (index URL, proxies, certificates), so no index host is written here.
+_WHEELS = {
+    "spdx-tools==0.8.5": "7c2d5865941be9d2e898f5b084e8d5422dd298dc5a29320ddb198fec304f59c4",
+    "beartype==0.23.1": "4461b4dc57e3fdd6c8a8464b22cf118002eea107c33e9fef651c69068ab3cce3",
+    "boolean.py==5.0": "ef28a70bd43115208441b53a045d1549e2f0ec6e3d08a9d142cbc41c1938e8d9",
+    "click==8.5.1": "8bb5376d2006950386f8c6427613334a2acadc5f559cb80e638d00b4df957e37",
+    "license-expression==30.4.4": "421788fdcadb41f049d2dc934ce666626265aeccefddd25e162a26f23bcbf8a4",
+    "ply==3.11": "096f9b8350b65ebd2fd1346b12452efe5b9607f7482813ffca50c22722a807ce",
+    "pyparsing==3.3.3": "ece8c00a69cf01b45d0b1dedabb469c90d8caf996d4fda40f147627a122849a4",
+    "rdflib==7.6.0": "30c0a3ebf4c0e09215f066be7246794b6492e054e782d7ac2a34c9f70a15e0dd",
+    "semantic-version==2.10.0": "de78a3b8e0feda74cabc54aab2da702113e33ac9d9eb9d2389bcf1f58b7d9177",
+    "uritools==6.1.5": "6cc6b29458d7df933c8fcebafe766442265742875c339711986c8f6d639f8909",
+    "xmltodict==1.0.4": "a4a00d300b0e1c59fc2bfccb53d7b2e88c32f200df138a0dd2229f842497026a",
+}
+
+_BUILD = """load("@rules_python//python:defs.bzl", "py_library")
+
+# `python3 -m spdx_tools.spdx.clitools.pyspdxtools -i FILE` with this library on the path.
+py_library(
+    name = "spdx_tools",
+    srcs = glob(["site/**/*.py"]),
+    data = glob(["site/**"], exclude = ["site/**/*.py"]),
+    imports = ["site"],
+    visibility = ["//visibility:public"],
+)
+"""
+
+def _spdx_tools_repository_impl(rctx):
+    rctx.file("requirements.txt", "".join(["%s --hash=sha256:%s\n" % (pin, sha256) for pin, sha256 in _WHEELS.items()]))
+    rctx.report_progress("pip download spdx-tools and its %d dependencies" % (len(_WHEELS) - 1))
+    result = rctx.execute(
+        [
+            "python3", "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+            "--require-hashes", "--requirement", "requirements.txt", "--dest", "wheels",
+        ],
+        timeout = 600,
+        quiet = False,
+    )
+    if result.return_code != 0:
+        fail("pip could not download spdx-tools' pinned wheels (exit %d): %s\nCheck pip's index configuration (PIP_INDEX_URL or pip.conf)." % (result.return_code, result.stderr))
+    wheels = sorted([path for path in rctx.path("wheels").readdir() if path.basename.endswith(".whl")], key = lambda path: path.basename)
+    if len(wheels) != len(_WHEELS):
+        fail("pip downloaded %d wheels for %d pins" % (len(wheels), len(_WHEELS)))
+    for wheel in wheels:
+        # A wheel is a zip; Bazel 7's extract() picks the format by file name only.
+        rctx.symlink(wheel, "zips/" + wheel.basename + ".zip")
+        rctx.extract("zips/" + wheel.basename + ".zip", output = "site")
+    rctx.file("BUILD.bazel", _BUILD)
+
+spdx_tools_repository = repository_rule(
+    implementation = _spdx_tools_repository_impl,
+    doc = "Downloads the pinned spdx-tools wheels with pip (--require-hashes) and exposes them as a py_library.",
+    environ = ["PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"],
+)
+
+def _spdx_tools_impl(module_ctx):
+    spdx_tools_repository(name = "spdx_tools")
+
+spdx_tools = module_extension(implementation = _spdx_tools_impl)
