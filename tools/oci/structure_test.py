@@ -71,6 +71,28 @@ def engine_answers(socket_path: str) -> bool:
         connection.close()
 
 
+def check_named_engine(docker_host: str) -> None:
+    """Fails with the fix when the engine DOCKER_HOST names does not answer, before the test tool's own error."""
+    if docker_host.startswith("unix://"):
+        answers = engine_answers(docker_host.removeprefix("unix://"))
+    elif docker_host.startswith("tcp://"):
+        host, _, port = docker_host.removeprefix("tcp://").rstrip("/").rpartition(":")
+        connection = http.client.HTTPConnection(host.strip("[]"), int(port or 2375), timeout=5)
+        try:
+            connection.request("GET", "/_ping")
+            answers = connection.getresponse().status == 200
+        except (OSError, ValueError):
+            answers = False
+        finally:
+            connection.close()
+    else:
+        raise EngineError(f"DOCKER_HOST={docker_host} is neither unix:///PATH nor tcp://HOST:PORT; fix it, or unset "
+                          "DOCKER_HOST so the test starts a private engine of its own (as root)")
+    if not answers:
+        raise EngineError(f"DOCKER_HOST={docker_host} names an engine that does not answer; start that engine, or "
+                          "unset DOCKER_HOST so the test starts a private engine of its own (as root)")
+
+
 def dockerd_command(state: Path) -> list[str]:
     # No bridge, NAT or forwarding: the engine must not touch the machine's network, and containers run
     # without one.
@@ -237,6 +259,8 @@ def run_structure_tests(binary: str, image: str, configs: list[str], driver: str
         if driver != "docker":
             return subprocess.run(structure_test_command(binary, image, configs, driver, str(image_platform))).returncode
         engine_named = bool(os.environ.get("DOCKER_HOST"))
+        if engine_named:
+            check_named_engine(os.environ["DOCKER_HOST"])
         emulation, refusal = None, ""
         if not engine_named and machine_architecture() != architecture:
             emulation, refusal = emulation_for(architecture, Path(directory))

@@ -236,6 +236,7 @@ def test_main_uses_the_engine_docker_host_names(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str, config: str
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///run/some.sock")
+    monkeypatch.setattr(structure_test, "check_named_engine", lambda host: None)  # an engine that answers
     monkeypatch.setenv("TEST_TARGET", "//:t")
     fake_environment(monkeypatch, euid=1000, dockerd=None)  # no private engine could start, and none is needed
     binary, record = recording_binary(tmp_path, 7)
@@ -496,8 +497,19 @@ def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split(") ")[-1][0] != "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone before, or while, its stat was read
         return False
+
+@pytest.mark.parametrize("docker_host", ["unix:///nonexistent/docker.sock", "tcp://127.0.0.1:9"])
+def test_a_dead_docker_host_says_to_fix_or_unset_it(docker_host: str) -> None:
+    with pytest.raises(structure_test.EngineError, match=r"names an engine that does not answer; start that engine, "
+                       r"or unset DOCKER_HOST"):
+        structure_test.check_named_engine(docker_host)
+
+
+def test_a_malformed_docker_host_is_named() -> None:
+    with pytest.raises(structure_test.EngineError, match="neither unix:///PATH nor tcp://HOST:PORT"):
+        structure_test.check_named_engine("ssh://somewhere")
 
 
 if __name__ == "__main__":
