@@ -57,6 +57,8 @@ PASSED_VARIABLES = (
     "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
     "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CERT", "PIP_DEFAULT_TIMEOUT",
 )
+# Set inside the root to the cache directory of tools/remote/cluster (BuildGrid's venv, the cluster's state).
+REMOTE_CACHE_VARIABLE = "DISTROLESS_REMOTE_CACHE"
 # Variables tools/bazel itself reads on the machine (they choose the cache, not what runs in the root).
 HOST_VARIABLES = ("DISTROLESS_PYTHON_CACHE", "XDG_CACHE_HOME", "HOME")
 # A root with Bazel, the engine and qemu takes about 2.4 GB; the output base needs several more.
@@ -295,6 +297,11 @@ class CacheLayout:
         return self.home / "repository-cache"
 
     @property
+    def remote_cache(self) -> Path:
+        # Per root: tools/remote/cluster's BuildGrid venv (built for the root's Python) and its state.
+        return self.home / f"remote-{self.key}"
+
+    @property
     def lock_file(self) -> Path:
         return self.home / f"root-{self.key}.lock"
 
@@ -411,7 +418,7 @@ def remove_stale_roots(layout: CacheLayout, keep: int = KEPT_ROOTS) -> None:
             except BlockingIOError:
                 continue
             log(f"removing the unused build root {stale.root.name} and its Bazel outputs")
-            for directory in (stale.root, stale.output_user_root):
+            for directory in (stale.root, stale.output_user_root, stale.remote_cache):
                 shutil.rmtree(directory, ignore_errors=True)
         stale.lock_file.unlink(missing_ok=True)
 
@@ -498,7 +505,8 @@ def enter_command(layout: CacheLayout, project: Path, environment: dict[str, str
     namespace = ["unshare", "--mount", "--propagation", "private"]
     if not is_root:
         namespace[1:1] = ["--user", "--map-root-user"]
-    binds = [str(project), str(layout.output_user_root), str(layout.repository_cache), *engine_sockets(environment),
+    binds = [str(project), str(layout.output_user_root), str(layout.repository_cache), str(layout.remote_cache),
+             *engine_sockets(environment),
              *extra_binds]
     env = ["env", "-i", *(f"{key}={value}" for key, value in sorted(environment.items()))]
     return [*namespace, "/bin/sh", "-c", ENTER_SCRIPT, "enter-root", str(layout.root), str(project), *binds, "--",
@@ -594,10 +602,12 @@ def run(argv: Sequence[str], environ: dict[str, str]) -> list[str]:
     project = find_project(Path.cwd().resolve())
     configure_root(layout, project)
     clean_scratch(layout)
-    for directory in (layout.output_user_root, layout.repository_cache):
+    for directory in (layout.output_user_root, layout.repository_cache, layout.remote_cache):
         directory.mkdir(parents=True, exist_ok=True)
     arguments, binds = host_path_arguments(argv, Path.cwd())
-    return enter_command(layout, project, root_environment(environ, mirrors), arguments, is_root, binds)
+    environment = root_environment(environ, mirrors)
+    environment[REMOTE_CACHE_VARIABLE] = str(layout.remote_cache)
+    return enter_command(layout, project, environment, arguments, is_root, binds)
 
 
 def main(argv: Sequence[str]) -> int:
