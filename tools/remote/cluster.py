@@ -321,10 +321,15 @@ def up(directory: Path, port: int, workers: int, cache: Path | None = None) -> S
     run = directory / "run"
     run.mkdir(parents=True)
     state = State(port, str(directory))
+    # Unix sockets need short paths (at most 107 bytes), and PostgreSQL's user cannot enter a cache under
+    # /root: both go to a fresh directory under /tmp, which `down` removes.
+    sockets = Path(tempfile.mkdtemp(prefix="distroless-cluster-", dir="/tmp"))
+    sockets.chmod(0o755)
+    state.scratch.append(str(sockets))
     state.save()
     remote = f"http://127.0.0.1:{port}"
     try:
-        database = start_postgres(state, run)
+        database = start_postgres(state, sockets / "postgres")
         run_checked([str(bgd), "migrate", "apply", database])
         config = run / "buildgrid.yml"
         config.write_text(buildgrid_config(port, run / "cas", database))
@@ -335,7 +340,7 @@ def up(directory: Path, port: int, workers: int, cache: Path | None = None) -> S
         for name in worker_names(workers):
             home = run / name
             home.mkdir()
-            casd_socket = home / "casd.sock"
+            casd_socket = sockets / f"{name}-casd.sock"
             start(state, f"{name}-casd", casd_command(remote, casd_socket, home / "cache"))
             wait_for(f"{name}'s buildbox-casd", casd_socket.exists, 30, [directory / f"{name}-casd.log"])
             start(state, name, worker_command(remote, casd_socket, name))
@@ -356,16 +361,13 @@ def worker_registered(buildgrid_log: Path, name: str) -> bool:
     return False
 
 
-def start_postgres(state: State, run: Path) -> str:
-    """A private PostgreSQL server on a Unix socket (no TCP listener); returns BuildGrid's database URL.
+def start_postgres(state: State, data: Path) -> str:
+    """A private PostgreSQL server on a Unix socket in `data` (no TCP listener); returns BuildGrid's URL.
 
-    PostgreSQL refuses to run as root, and its user cannot enter a cache under /root, so its data directory is
-    a fresh directory under /tmp (a short path, as a Unix socket needs), removed by `down`.
+    PostgreSQL refuses to run as root: it runs as the root's `postgres` user.
     """
     account = pwd.getpwnam(POSTGRES_USER)
-    data = Path(tempfile.mkdtemp(prefix="distroless-bgd-pg-", dir="/tmp"))
-    state.scratch.append(str(data))
-    state.save()
+    data.mkdir()
     os.chown(data, account.pw_uid, account.pw_gid)
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
     as_postgres = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": [], "env": env}
