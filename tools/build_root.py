@@ -517,36 +517,55 @@ def enter_command(layout: CacheLayout, project: Path, environment: dict[str, str
 # `--output_base=/tmp/x` means the host's /tmp/x (and bazel-bin points somewhere that exists), not a
 # directory inside the root.
 HOST_PATH_OPTIONS = ("--output_base", "--output_user_root", "--repository_cache", "--disk_cache", "--distdir")
+# Options whose value is a file on the machine (remote execution's credentials): bound when it exists.
+HOST_FILE_OPTIONS = ("--tls_certificate", "--tls_client_certificate", "--tls_client_key", "--google_credentials")
+# Options whose value may be a Unix socket on the machine (unix:/path or unix:///path): the socket is bound.
+SOCKET_OPTIONS = ("--remote_executor", "--remote_cache", "--bes_backend")
+VALUE_OPTIONS = HOST_PATH_OPTIONS + HOST_FILE_OPTIONS + SOCKET_OPTIONS
+
+
+def host_value(option: str, value: str, cwd: Path) -> tuple[str, list[str]]:
+    """An option's value as Bazel in the root must see it, and the machine paths to bind for it."""
+    if option in SOCKET_OPTIONS:
+        path = re.sub(r"^unix:(//)?", "", value) if value.startswith("unix:") else ""
+        return value, [path] if path and os.path.exists(path) else []
+    if not value:  # e.g. --disk_cache= turns the cache off
+        return value, []
+    path = (cwd / value).resolve()
+    if option in HOST_FILE_OPTIONS:
+        return str(path), [str(path)] if path.is_file() else []
+    path.mkdir(parents=True, exist_ok=True)
+    return str(path), [str(path)]
 
 
 def host_path_arguments(argv: Sequence[str], cwd: Path) -> tuple[list[str], list[str]]:
-    """The arguments with each host path option made absolute, and the directories to bind for them."""
+    """The arguments with each host path option made absolute, and the paths to bind for them.
+
+    Every other argument, Bazel's remote options included, passes unchanged.
+    """
     arguments: list[str] = []
     binds: list[str] = []
     pending = ""
-    for argument in argv:
-        if argument == "--":
-            arguments += argv[len(arguments):]
+    for index, argument in enumerate(argv):
+        if argument == "--" and not pending:
+            arguments += argv[index:]
             break
         if pending:
-            option, value = pending, argument
+            value, paths = host_value(pending, argument, cwd)
             pending = ""
-        elif argument in HOST_PATH_OPTIONS:
+            arguments.append(value)
+        elif argument in VALUE_OPTIONS:
             pending = argument
             arguments.append(argument)
             continue
-        elif argument.split("=", 1)[0] in HOST_PATH_OPTIONS and "=" in argument:
-            option, value = argument.split("=", 1)
+        elif "=" in argument and argument.split("=", 1)[0] in VALUE_OPTIONS:
+            option, raw = argument.split("=", 1)
+            value, paths = host_value(option, raw, cwd)
+            arguments.append(f"{option}={value}")
         else:
             arguments.append(argument)
             continue
-        if not value:  # e.g. --disk_cache= turns the cache off
-            arguments.append(argument if argument.startswith(option) else value)
-            continue
-        path = (cwd / value).resolve()
-        path.mkdir(parents=True, exist_ok=True)
-        binds.append(str(path))
-        arguments.append(f"{option}={path}" if argument.startswith(option) else str(path))
+        binds += [path for path in paths if path not in binds]
     return arguments, binds
 
 

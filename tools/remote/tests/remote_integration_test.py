@@ -49,17 +49,22 @@ def check_built(result: Result, bazel: NestedBazel, reference: str, what: str) -
     assert digest == reference, f"{what}: index.json {digest} differs from the local build's {reference}"
 
 
-def kill_a_worker_mid_action(state: cluster.State, build: "subprocess.Popen[str]", timeout: float = 600) -> str:
-    """Waits until a worker is executing an action, kills it, and returns its name."""
+def kill_a_worker_mid_action(state: cluster.State, logs: dict[str, Path], build: "subprocess.Popen[str]",
+                             after: int = 4, timeout: float = 600) -> str:
+    """Waits until the workers have finished `after` actions of this build and one of them is executing another,
+    kills that one (SIGKILL, with its casd), and returns its name."""
+    done_before = sum(cluster.executed_jobs(log) for log in logs.values())
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and build.poll() is None:
-        for name in cluster.worker_names(2):
-            if cluster.running_jobs(state, name) > 0:
-                cluster.kill_worker(state, name)
-                print(f"killed {name} (SIGKILL) while it executed an action", file=sys.stderr, flush=True)
-                return name
+        if sum(cluster.executed_jobs(log) for log in logs.values()) - done_before >= after:
+            for name in logs:
+                if cluster.running_jobs(state, name) > 0:
+                    cluster.kill_worker(state, name)
+                    print(f"killed {name} (SIGKILL) while it executed an action", file=sys.stderr, flush=True)
+                    return name
         time.sleep(0.05)
-    raise AssertionError("no worker was seen executing an action before the build ended; nothing was killed")
+    raise AssertionError("no worker was seen executing an action (after the first ones) before the build ended; "
+                         "nothing was killed, so worker loss was NOT tested")
 
 
 def test_remote_execution_cache_and_worker_loss() -> None:
@@ -78,6 +83,7 @@ def test_remote_execution_cache_and_worker_loss() -> None:
 
         with cluster.cluster(state_dir, workers=2, cache=cache_dir(scratch)) as state:
             logs = {name: state_dir / f"{name}.log" for name in cluster.worker_names(2)}
+            cas = state_dir / "run" / "cas"
             first = remote.run("build", *remote_flags(state.port), TARGET)
             check_built(first, remote, reference, "remote build")
             counts = first.processes
@@ -85,9 +91,10 @@ def test_remote_execution_cache_and_worker_loss() -> None:
             jobs = {name: cluster.executed_jobs(log) for name, log in logs.items()}
             assert all(count > 0 for count in jobs.values()), f"each worker must have executed actions: {jobs}"
             remote.shutdown()
-            cas_bytes = du(state_dir / "run" / "cas")
+            cas_bytes = du(cas)
             figures.append(f"clean build, remote (2 workers): {first.seconds:.1f} s {counts}; actions per worker "
-                           f"{jobs}; BuildGrid's CAS after it: {cas_bytes / 1e6:.1f} MB")
+                           f"{jobs}; BuildGrid's CAS after it (inputs Bazel uploaded, outputs and local results): "
+                           f"{cas_bytes / 1e6:.1f} MB")
 
             second = hit.run("build", *remote_flags(state.port), TARGET)
             check_built(second, hit, reference, "cache-hit build")
@@ -97,14 +104,16 @@ def test_remote_execution_cache_and_worker_loss() -> None:
                 f"a clean output base must get every action from the remote cache: {counts}"
             assert executed_locally(counts) == 0 and counts.get("remote", 0) == 0, counts
             hit.shutdown()
+            growth = du(cas) - cas_bytes
             figures.append(f"clean output base, remote cache filled: {second.seconds:.1f} s {counts} "
-                           f"({counts.get('remote cache hit', 0)} of {non_internal} non-internal processes hit)")
+                           f"({counts.get('remote cache hit', 0)} of {non_internal} non-internal processes hit); "
+                           f"CAS growth {growth} bytes")
 
             log = scratch / "worker-loss.log"
             build = loss.start("build", *remote_flags(state.port, "--remote_default_exec_properties="
                                                       f"{cluster.SALT_PROPERTY}={unique_salt()}"), TARGET, log=log)
             try:
-                killed = kill_a_worker_mid_action(state, build)
+                killed = kill_a_worker_mid_action(state, logs, build)
                 survivor = next(name for name in logs if name != killed)
                 before = cluster.executed_jobs(logs[survivor])
                 third = loss.finish(build, log)
