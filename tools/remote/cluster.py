@@ -405,6 +405,8 @@ def down(directory: Path) -> int:
             stop_group(process.pgid, signal.SIGINT if process.name == "postgres" else signal.SIGTERM)
     for scratch in state.scratch:
         shutil.rmtree(scratch, ignore_errors=True)
+    # The CAS and the workers' caches (the logs stay, beside it, for reading after `down`).
+    shutil.rmtree(Path(state.directory) / "run", ignore_errors=True)
     (directory / STATE_FILE).unlink(missing_ok=True)
     return running
 

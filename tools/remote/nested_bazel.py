@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -122,11 +123,16 @@ class NestedBazel:
                            env=self.environment(), timeout=120)
         self.started = False
 
+    def remove(self) -> None:
+        """Shuts the server down and deletes its output base."""
+        self.shutdown()
+        shutil.rmtree(self.output_base, ignore_errors=True)
+
     def __enter__(self) -> "NestedBazel":
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.shutdown()
+        self.remove()
 
 
 def remote_flags(port: int, *extra: str) -> list[str]:

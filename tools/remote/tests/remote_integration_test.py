@@ -19,6 +19,7 @@ It prints the figures the README's "Building remotely" section quotes.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -129,8 +130,10 @@ def test_remote_execution_cache_and_worker_loss() -> None:
         for process in state.processes:
             assert not cluster.group_alive(process.pgid), f"{process.name} still runs after the cluster stopped"
     finally:
+        # Nothing stays behind: no server, and no output base in the outer execroot's test directory.
         for bazel in bazels:
-            bazel.shutdown()
+            bazel.remove()
+        shutil.rmtree(local.user_root, ignore_errors=True)
     print("\nFIGURES\n" + "\n".join(figures) + f"\nindex digest (all builds): {reference}")
 
 

@@ -7,6 +7,7 @@ architectures of //python:3.13, a killed worker) is remote_integration_test, run
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -57,9 +58,11 @@ def test_remote_build_then_remote_cache_hits() -> None:
                 f"a clean output base should get every action from the remote cache: {counts}"
             for label, relative in TARGETS.items():
                 assert digest_of(second.bin_path(relative)) == digest_of(runfile(relative)), label
+    shutil.rmtree(first.user_root, ignore_errors=True)
     for process in state.processes:
         assert not cluster.group_alive(process.pgid), f"{process.name} is still running after the cluster stopped"
     assert not any(Path(path).exists() for path in state.scratch)
+    assert not (state_dir / "run").exists() and not first.output_base.exists() and not second.output_base.exists()
     print(f"remote build {built.seconds:.1f} s, cache-hit build {hit.seconds:.1f} s, workers' jobs {jobs}")
 
 

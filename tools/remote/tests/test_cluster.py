@@ -63,6 +63,7 @@ def test_state_round_trips(tmp_path: Path) -> None:
 def test_down_stops_every_process_group_and_removes_scratch(tmp_path: Path) -> None:
     scratch = tmp_path / "scratch"
     scratch.mkdir()
+    (tmp_path / "run" / "cas").mkdir(parents=True)
     state = cluster.State(1, str(tmp_path), scratch=[str(scratch)])
     # A group with a child that ignores SIGTERM: down must escalate to SIGKILL.
     cluster.start(state, "stubborn", ["sh", "-c", "trap '' TERM; sleep 60 & wait"])
@@ -74,7 +75,8 @@ def test_down_stops_every_process_group_and_removes_scratch(tmp_path: Path) -> N
     assert cluster.down(tmp_path) == 2
     assert not any(cluster.group_alive(pgid) for pgid in pgids)
     assert time.monotonic() - started < 30
-    assert not scratch.exists() and cluster.State.load(tmp_path) is None
+    assert not scratch.exists() and not (tmp_path / "run").exists() and cluster.State.load(tmp_path) is None
+    assert (tmp_path / "stubborn.log").exists()
     assert cluster.down(tmp_path) == 0
 
 
