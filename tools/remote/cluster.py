@@ -238,20 +238,97 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class ProcInfo:
+    pid: int
+    ppid: int
+    pgid: int
+    start: int  # start time in clock ticks since boot: tells a process from a later one with its pid
+    state: str
+
+
+def processes(proc: Path = Path("/proc")) -> dict[int, ProcInfo]:
+    """Every process on the machine (of this pid namespace), from /proc/PID/stat."""
+    found = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # After the command name (which may hold spaces and parentheses): state, ppid, pgrp, ..., starttime.
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            found[int(entry.name)] = ProcInfo(int(entry.name), int(fields[1]), int(fields[2]), int(fields[19]),
+                                              fields[0])
+    return found
+
+
+def process_tree(pgid: int, table: dict[int, ProcInfo] | None = None) -> list[ProcInfo]:
+    """The group's processes and all their descendants, even those that left the group (a runner's action may
+    start a session of its own)."""
+    table = processes() if table is None else table
+    children: dict[int, list[int]] = {}
+    for info in table.values():
+        children.setdefault(info.ppid, []).append(info.pid)
+    pending = [info.pid for info in table.values() if info.pgid == pgid]
+    tree: dict[int, ProcInfo] = {}
+    while pending:
+        pid = pending.pop()
+        if pid in tree or pid not in table:
+            continue
+        tree[pid] = table[pid]
+        pending += children.get(pid, [])
+    return list(tree.values())
+
+
+def alive(info: ProcInfo, table: dict[int, ProcInfo]) -> bool:
+    now = table.get(info.pid)
+    return now is not None and now.start == info.start and now.state != "Z"
+
+
+def signal_all(infos: Sequence[ProcInfo], signum: signal.Signals) -> None:
+    table = processes()
+    for info in infos:
+        if alive(info, table):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(info.pid, signum)
+
+
 def stop_group(pgid: int, first: signal.Signals = signal.SIGTERM, grace: float = 10) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, first)
+    """Stops a process group and every descendant of it: `first`, then SIGKILL after `grace` seconds."""
+    known = {info.pid: info for info in process_tree(pgid)}
+    signal_all(list(known.values()), first)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
+    signum = first
+    while True:
         reap()
-        if not group_alive(pgid):
+        table = processes()
+        # Children started since are included: a process cannot escape by forking while it is stopped.
+        known.update({info.pid: info for info in process_tree(pgid, table)})
+        for info in list(known.values()):
+            known.update({child.pid: child for child in table.values() if child.ppid == info.pid})
+        remaining = [info for info in known.values() if alive(info, table)]
+        if not remaining:
             return
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
-    while group_alive(pgid):
-        reap()
+        if signum != signal.SIGKILL and time.monotonic() >= deadline:
+            signum = signal.SIGKILL
+        if signum == signal.SIGKILL:
+            signal_all(remaining, signal.SIGKILL)
         time.sleep(0.05)
+
+
+def leftovers(directory: Path, proc: Path = Path("/proc")) -> list[str]:
+    """Processes whose working directory or command line is inside `directory` (e.g. an action a killed
+    worker's runner left): "PID command" for each."""
+    found = []
+    needle = str(directory.resolve())
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            cwd = os.readlink(entry / "cwd")
+            if cwd == needle or cwd.startswith(needle + "/") or needle + "/" in command:
+                found.append(f"{entry.name} {command}")
+    return found
 
 
 def reap() -> None:
@@ -403,6 +480,12 @@ def down(directory: Path) -> int:
             running += 1
             # PostgreSQL's fast shutdown is SIGINT; SIGTERM waits for clients to disconnect.
             stop_group(process.pgid, signal.SIGINT if process.name == "postgres" else signal.SIGTERM)
+    # Anything still working in the cluster's directories (nothing should be) is killed, and said.
+    for place in [state.directory, *state.scratch]:
+        for line in leftovers(Path(place)):
+            log(f"killing a process left in {place}: {line}")
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(line.split()[0]), signal.SIGKILL)
     for scratch in state.scratch:
         shutil.rmtree(scratch, ignore_errors=True)
     # The CAS and the workers' caches (the logs stay, beside it, for reading after `down`).
@@ -421,14 +504,11 @@ def kill_worker(state: State, name: str) -> None:
 def group_commands(pgid: int, proc: Path = Path("/proc")) -> list[str]:
     """The command lines of the processes in a process group."""
     commands = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            # Field 5 of /proc/PID/stat is the process group; the command name (field 2) may hold spaces.
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid:
-                commands.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+    for info in processes(proc).values():
+        if info.pgid == pgid:
+            with contextlib.suppress(OSError):
+                commands.append((proc / str(info.pid) / "cmdline").read_bytes().replace(b"\0", b" ")
+                                .decode(errors="replace"))
     return commands
 
 

@@ -129,6 +129,8 @@ def test_remote_execution_cache_and_worker_loss() -> None:
                            f"{third.processes}; {survivor} executed {after - before} actions after the kill")
         for process in state.processes:
             assert not cluster.group_alive(process.pgid), f"{process.name} still runs after the cluster stopped"
+        strays = [line for place in (state.directory, *state.scratch) for line in cluster.leftovers(Path(place))]
+        assert strays == [], f"processes left in the cluster's directories: {strays}"
     finally:
         # Nothing stays behind: no server, and no output base in the outer execroot's test directory.
         for bazel in bazels:

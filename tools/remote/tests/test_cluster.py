@@ -80,6 +80,26 @@ def test_down_stops_every_process_group_and_removes_scratch(tmp_path: Path) -> N
     assert cluster.down(tmp_path) == 0
 
 
+def test_stop_group_also_stops_descendants_that_left_the_group(tmp_path: Path) -> None:
+    state = cluster.State(1, str(tmp_path))
+    marker = tmp_path / "escaped.pid"
+    # The child starts a session of its own, as an action a runner starts may; killpg alone would miss it.
+    escape = (f"import os, subprocess, time; child = subprocess.Popen(['sleep', '60'], start_new_session=True, "
+              f"cwd={str(tmp_path)!r}); open({str(marker)!r}, 'w').write(str(child.pid)); time.sleep(60)")
+    cluster.start(state, "worker-1", [sys.executable, "-c", escape])
+    deadline = time.monotonic() + 10
+    while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    escaped = int(marker.read_text())
+    assert escaped in {info.pid for info in cluster.process_tree(state.processes[0].pgid)}
+    assert any(line.startswith(f"{escaped} ") for line in cluster.leftovers(tmp_path))
+    cluster.stop_group(state.processes[0].pgid, grace=1)
+    table = cluster.processes()
+    assert escaped not in table or table[escaped].state == "Z"
+    cluster.down(tmp_path)
+    assert cluster.leftovers(tmp_path) == []
+
+
 def test_running_jobs_sees_a_runner_in_the_workers_group(tmp_path: Path) -> None:
     state = cluster.State(1, str(tmp_path))
     # worker-1 has a child whose command line names the runner, as a worker executing a job does.
