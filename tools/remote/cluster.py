@@ -25,10 +25,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -39,7 +41,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 HERE = Path(__file__).resolve().parent
 REQUIREMENTS = HERE / "buildgrid_requirements.txt"
@@ -315,6 +317,26 @@ def stop_group(pgid: int, first: signal.Signals = signal.SIGTERM, grace: float =
         time.sleep(0.05)
 
 
+def mounts_under(directory: Path, mountinfo: Path = Path("/proc/self/mountinfo")) -> list[str]:
+    """Mount points at or below `directory` in this mount namespace, deepest first."""
+    needle = str(directory.resolve())
+    points = []
+    for line in mountinfo.read_text().splitlines():
+        # Field 5 is the mount point, with space, tab, newline and backslash as octal escapes.
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+        if point == needle or point.startswith(needle + "/"):
+            points.append(point)
+    return sorted(points, key=len, reverse=True)
+
+
+def unmount_under(directory: Path) -> None:
+    """Detaches what a killed buildbox-casd leaves mounted: it stages input trees with FUSE (buildbox-fuse),
+    and a FUSE mount whose daemon died stays, unreadable, until unmounted."""
+    for point in mounts_under(directory):
+        log(f"unmounting {point}, left by a killed buildbox-casd")
+        subprocess.run(["umount", "-l", point], check=False)
+
+
 def leftovers(directory: Path, proc: Path = Path("/proc")) -> list[str]:
     """Processes whose working directory or command line is inside `directory` (e.g. an action a killed
     worker's runner left): "PID command" for each."""
@@ -338,7 +360,7 @@ def reap() -> None:
             pass
 
 
-def wait_for(description: str, ready: "callable[[], bool]", timeout: float, logs: Sequence[Path] = ()) -> None:  # type: ignore[valid-type]
+def wait_for(description: str, ready: Callable[[], bool], timeout: float, logs: Sequence[Path] = ()) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if ready():
@@ -422,7 +444,7 @@ def up(directory: Path, port: int, workers: int, cache: Path | None = None) -> S
             wait_for(f"{name}'s buildbox-casd", casd_socket.exists, 30, [directory / f"{name}-casd.log"])
             start(state, name, worker_command(remote, casd_socket, name))
         for name in worker_names(workers):
-            wait_for(f"{name} registering with BuildGrid", lambda name=name: worker_registered(directory / "buildgrid.log", name),
+            wait_for(f"{name} registering with BuildGrid", functools.partial(worker_registered, directory / "buildgrid.log", name),
                      60, [directory / f"{name}.log", directory / "buildgrid.log"])
     except BaseException:
         down(directory)
@@ -486,6 +508,8 @@ def down(directory: Path) -> int:
             log(f"killing a process left in {place}: {line}")
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(line.split()[0]), signal.SIGKILL)
+    for place in [state.directory, *state.scratch]:
+        unmount_under(Path(place))
     for scratch in state.scratch:
         shutil.rmtree(scratch, ignore_errors=True)
     # The CAS and the workers' caches (the logs stay, beside it, for reading after `down`).
@@ -499,6 +523,7 @@ def kill_worker(state: State, name: str) -> None:
     for process in state.processes:
         if process.name in (name, f"{name}-casd"):
             stop_group(process.pgid, signal.SIGKILL, grace=5)
+    unmount_under(Path(state.directory) / "run" / name)
 
 
 def group_commands(pgid: int, proc: Path = Path("/proc")) -> list[str]:
@@ -574,11 +599,11 @@ def main(argv: Sequence[str], environ: dict[str, str] | None = None) -> int:
             stopped = down(directory)
             print(f"stopped {stopped} process groups" if stopped else "no cluster was running")
         else:
-            state = State.load(directory)
-            if state is None:
+            found = State.load(directory)
+            if found is None:
                 print("no cluster")
                 return 1
-            for process in state.processes:
+            for process in found.processes:
                 print(f"{process.name}: {'running' if group_alive(process.pgid) else 'stopped'} (log {process.log})")
     except ClusterError as error:
         print(f"tools/remote/cluster: {error}", file=sys.stderr)

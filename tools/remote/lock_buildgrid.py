@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 PLATFORMS = {"amd64": "x86_64", "arm64": "aarch64"}
 # The newest glibc a wheel may need: trixie's (2.41); the build root (forky) has at least that.
@@ -38,10 +38,10 @@ def report_command(python: str, requirement: str, machine: str, python_version: 
             f"--report={report}", requirement]
 
 
-def pins_from_report(report: dict[str, object]) -> dict[tuple[str, str], set[str]]:
-    """(normalized name, version) -> sha256 hashes of the files the report chose."""
+def pins_from_report(report: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    """(normalized name, version) -> sha256 hashes of the files the report chose (pip's installation report)."""
     pins: dict[tuple[str, str], set[str]] = {}
-    for item in report["install"]:  # type: ignore[union-attr]
+    for item in report["install"]:
         metadata = item["metadata"]
         name = metadata["name"].lower().replace("_", "-").replace(".", "-")
         digest = item["download_info"]["archive_info"]["hashes"]["sha256"]

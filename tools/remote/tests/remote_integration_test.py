@@ -131,6 +131,7 @@ def test_remote_execution_cache_and_worker_loss() -> None:
             assert not cluster.group_alive(process.pgid), f"{process.name} still runs after the cluster stopped"
         strays = [line for place in (state.directory, *state.scratch) for line in cluster.leftovers(Path(place))]
         assert strays == [], f"processes left in the cluster's directories: {strays}"
+        assert cluster.mounts_under(Path(state.directory)) == [], "mounts left in the cluster's directory"
     finally:
         # Nothing stays behind: no server, and no output base in the outer execroot's test directory.
         for bazel in bazels:

@@ -63,6 +63,7 @@ def test_remote_build_then_remote_cache_hits() -> None:
         assert not cluster.group_alive(process.pgid), f"{process.name} is still running after the cluster stopped"
     strays = [line for place in (state.directory, *state.scratch) for line in cluster.leftovers(Path(place))]
     assert strays == [], f"processes left in the cluster's directories: {strays}"
+    assert cluster.mounts_under(Path(state.directory)) == [], "mounts left in the cluster's directory"
     assert not any(Path(path).exists() for path in state.scratch)
     assert not (state_dir / "run").exists() and not first.output_base.exists() and not second.output_base.exists()
     print(f"remote build {built.seconds:.1f} s, cache-hit build {hit.seconds:.1f} s, workers' jobs {jobs}")

@@ -100,6 +100,17 @@ def test_stop_group_also_stops_descendants_that_left_the_group(tmp_path: Path) -
     assert cluster.leftovers(tmp_path) == []
 
 
+def test_mounts_under_reads_mountinfo_with_escapes(tmp_path: Path) -> None:
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "22 1 0:21 / / rw - ext4 /dev/vda rw\n"
+        f"152 22 0:49 / {tmp_path}/run/worker-1/cache/cas/staging/cas-tmpdirX rw - fuse /dev/fuse rw\n"
+        f"153 22 0:50 / {tmp_path}/run/with\\040space rw - fuse /dev/fuse rw\n"
+        f"154 22 0:51 / {tmp_path}-other rw - tmpfs tmpfs rw\n")
+    assert cluster.mounts_under(tmp_path, mountinfo) == [f"{tmp_path}/run/worker-1/cache/cas/staging/cas-tmpdirX",
+                                                         f"{tmp_path}/run/with space"]
+
+
 def test_running_jobs_sees_a_runner_in_the_workers_group(tmp_path: Path) -> None:
     state = cluster.State(1, str(tmp_path))
     # worker-1 has a child whose command line names the runner, as a worker executing a job does.
@@ -171,7 +182,7 @@ def test_lock_platform_tags_cover_old_and_new_manylinux() -> None:
     assert "manylinux1_aarch64" not in lock_buildgrid.platform_tags("aarch64", 41)
 
 
-def _report(*items: tuple[str, str, str]) -> dict[str, object]:
+def _report(*items: tuple[str, str, str]) -> dict[str, Any]:
     return {"install": [{"metadata": {"name": name, "version": version},
                          "download_info": {"archive_info": {"hashes": {"sha256": digest}}}}
                         for name, version, digest in items]}
