@@ -41,7 +41,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 HERE = Path(__file__).resolve().parent
 REQUIREMENTS = HERE / "buildgrid_requirements.txt"
@@ -231,13 +231,8 @@ def start(state: State, name: str, command: Sequence[str], user: str | None = No
 
 
 def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether any process of the group still runs (a zombie, exited but not yet collected, does not)."""
+    return any(info.pgid == pgid and info.state != "Z" for info in processes().values())
 
 
 @dataclass(frozen=True)
@@ -301,14 +296,15 @@ def stop_group(pgid: int, first: signal.Signals = signal.SIGTERM, grace: float =
     deadline = time.monotonic() + grace
     signum = first
     while True:
-        reap()
+        reap(known)
         table = processes()
-        # Children started since are included: a process cannot escape by forking while it is stopped.
+        # Processes started since the first look are added, so a fork during shutdown does not escape.
         known.update({info.pid: info for info in process_tree(pgid, table)})
         for info in list(known.values()):
             known.update({child.pid: child for child in table.values() if child.ppid == info.pid})
         remaining = [info for info in known.values() if alive(info, table)]
         if not remaining:
+            reap(known)
             return
         if signum != signal.SIGKILL and time.monotonic() >= deadline:
             signum = signal.SIGKILL
@@ -353,11 +349,13 @@ def leftovers(directory: Path, proc: Path = Path("/proc")) -> list[str]:
     return found
 
 
-def reap() -> None:
-    """Collects exited children of this process (when `up` and `down` are one process), so none is a zombie."""
-    with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-1, os.WNOHANG)[0] > 0:
-            pass
+def reap(pids: Iterable[int]) -> None:
+    """Collects those of `pids` that are exited children of this process (when `up` and `down` are one process,
+    as in a test), so none stays a zombie. Never waits for other children: the caller's own subprocesses keep
+    their exit status."""
+    for pid in list(pids):
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)
 
 
 def wait_for(description: str, ready: Callable[[], bool], timeout: float, logs: Sequence[Path] = ()) -> None:

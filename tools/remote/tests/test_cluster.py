@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -78,6 +79,15 @@ def test_down_stops_every_process_group_and_removes_scratch(tmp_path: Path) -> N
     assert not scratch.exists() and not (tmp_path / "run").exists() and cluster.State.load(tmp_path) is None
     assert (tmp_path / "stubborn.log").exists()
     assert cluster.down(tmp_path) == 0
+
+
+def test_stopping_the_cluster_keeps_the_callers_own_exit_statuses(tmp_path: Path) -> None:
+    mine = subprocess.Popen(["sh", "-c", "exit 3"])
+    time.sleep(0.2)  # it has exited, unreaped
+    state = cluster.State(1, str(tmp_path))
+    cluster.start(state, "worker-1", ["sleep", "60"])
+    cluster.down(tmp_path)
+    assert mine.wait() == 3
 
 
 def test_stop_group_also_stops_descendants_that_left_the_group(tmp_path: Path) -> None:
