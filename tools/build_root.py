@@ -60,6 +60,8 @@ PASSED_VARIABLES = (
     "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CERT", "PIP_DEFAULT_TIMEOUT",
     "COSIGN_KEY", "COSIGN_PASSWORD",
 )
+# Set inside the root to the cache directory of tools/remote/cluster (BuildGrid's venv, the cluster's state).
+REMOTE_CACHE_VARIABLE = "DISTROLESS_REMOTE_CACHE"
 # Variables tools/bazel itself reads on the machine (they choose the cache, not what runs in the root).
 HOST_VARIABLES = ("DISTROLESS_PYTHON_CACHE", "XDG_CACHE_HOME", "HOME")
 # A root with Bazel, the engine and qemu takes about 2.4 GB; the output base needs several more.
@@ -300,6 +302,11 @@ class CacheLayout:
         return self.home / "repository-cache"
 
     @property
+    def remote_cache(self) -> Path:
+        # Per root: tools/remote/cluster's BuildGrid venv (built for the root's Python) and its state.
+        return self.home / f"remote-{self.key}"
+
+    @property
     def lock_file(self) -> Path:
         return self.home / f"root-{self.key}.lock"
 
@@ -416,7 +423,7 @@ def remove_stale_roots(layout: CacheLayout, keep: int = KEPT_ROOTS) -> None:
             except BlockingIOError:
                 continue
             log(f"removing the unused build root {stale.root.name} and its Bazel outputs")
-            for directory in (stale.root, stale.output_user_root):
+            for directory in (stale.root, stale.output_user_root, stale.remote_cache):
                 shutil.rmtree(directory, ignore_errors=True)
         stale.lock_file.unlink(missing_ok=True)
 
@@ -503,7 +510,8 @@ def enter_command(layout: CacheLayout, project: Path, environment: dict[str, str
     namespace = ["unshare", "--mount", "--propagation", "private"]
     if not is_root:
         namespace[1:1] = ["--user", "--map-root-user"]
-    binds = [str(project), str(layout.output_user_root), str(layout.repository_cache), *engine_sockets(environment),
+    binds = [str(project), str(layout.output_user_root), str(layout.repository_cache), str(layout.remote_cache),
+             *engine_sockets(environment),
              *extra_binds]
     env = ["env", "-i", *(f"{key}={value}" for key, value in sorted(environment.items()))]
     return [*namespace, "/bin/sh", "-c", ENTER_SCRIPT, "enter-root", str(layout.root), str(project), *binds, "--",
@@ -514,36 +522,55 @@ def enter_command(layout: CacheLayout, project: Path, environment: dict[str, str
 # `--output_base=/tmp/x` means the host's /tmp/x (and bazel-bin points somewhere that exists), not a
 # directory inside the root.
 HOST_PATH_OPTIONS = ("--output_base", "--output_user_root", "--repository_cache", "--disk_cache", "--distdir")
+# Options whose value is a file on the machine (remote execution's credentials): bound when it exists.
+HOST_FILE_OPTIONS = ("--tls_certificate", "--tls_client_certificate", "--tls_client_key", "--google_credentials")
+# Options whose value may be a Unix socket on the machine (unix:/path or unix:///path): the socket is bound.
+SOCKET_OPTIONS = ("--remote_executor", "--remote_cache", "--bes_backend")
+VALUE_OPTIONS = HOST_PATH_OPTIONS + HOST_FILE_OPTIONS + SOCKET_OPTIONS
+
+
+def host_value(option: str, value: str, cwd: Path) -> tuple[str, list[str]]:
+    """An option's value as Bazel in the root must see it, and the machine paths to bind for it."""
+    if option in SOCKET_OPTIONS:
+        path = re.sub(r"^unix:(//)?", "", value) if value.startswith("unix:") else ""
+        return value, [path] if path and os.path.exists(path) else []
+    if not value:  # e.g. --disk_cache= turns the cache off
+        return value, []
+    path = (cwd / value).resolve()
+    if option in HOST_FILE_OPTIONS:
+        return str(path), [str(path)] if path.is_file() else []
+    path.mkdir(parents=True, exist_ok=True)
+    return str(path), [str(path)]
 
 
 def host_path_arguments(argv: Sequence[str], cwd: Path) -> tuple[list[str], list[str]]:
-    """The arguments with each host path option made absolute, and the directories to bind for them."""
+    """The arguments with each host path option made absolute, and the paths to bind for them.
+
+    Every other argument, Bazel's remote options included, passes unchanged.
+    """
     arguments: list[str] = []
     binds: list[str] = []
     pending = ""
-    for argument in argv:
-        if argument == "--":
-            arguments += argv[len(arguments):]
+    for index, argument in enumerate(argv):
+        if argument == "--" and not pending:
+            arguments += argv[index:]
             break
         if pending:
-            option, value = pending, argument
+            value, paths = host_value(pending, argument, cwd)
             pending = ""
-        elif argument in HOST_PATH_OPTIONS:
+            arguments.append(value)
+        elif argument in VALUE_OPTIONS:
             pending = argument
             arguments.append(argument)
             continue
-        elif argument.split("=", 1)[0] in HOST_PATH_OPTIONS and "=" in argument:
-            option, value = argument.split("=", 1)
+        elif "=" in argument and argument.split("=", 1)[0] in VALUE_OPTIONS:
+            option, raw = argument.split("=", 1)
+            value, paths = host_value(option, raw, cwd)
+            arguments.append(f"{option}={value}")
         else:
             arguments.append(argument)
             continue
-        if not value:  # e.g. --disk_cache= turns the cache off
-            arguments.append(argument if argument.startswith(option) else value)
-            continue
-        path = (cwd / value).resolve()
-        path.mkdir(parents=True, exist_ok=True)
-        binds.append(str(path))
-        arguments.append(f"{option}={path}" if argument.startswith(option) else str(path))
+        binds += [path for path in paths if path not in binds]
     return arguments, binds
 
 
@@ -599,10 +626,12 @@ def run(argv: Sequence[str], environ: dict[str, str]) -> list[str]:
     project = find_project(Path.cwd().resolve())
     configure_root(layout, project)
     clean_scratch(layout)
-    for directory in (layout.output_user_root, layout.repository_cache):
+    for directory in (layout.output_user_root, layout.repository_cache, layout.remote_cache):
         directory.mkdir(parents=True, exist_ok=True)
     arguments, binds = host_path_arguments(argv, Path.cwd())
-    return enter_command(layout, project, root_environment(environ, mirrors), arguments, is_root, binds)
+    environment = root_environment(environ, mirrors)
+    environment[REMOTE_CACHE_VARIABLE] = str(layout.remote_cache)
+    return enter_command(layout, project, environment, arguments, is_root, binds)
 
 
 def main(argv: Sequence[str]) -> int:

@@ -304,6 +304,25 @@ def test_host_paths_given_to_bazel_are_made_absolute_and_bound(tmp_path: Path) -
     assert script_arguments[script_arguments.index("--") - 2:script_arguments.index("--")] == binds
 
 
+def test_remote_options_pass_unchanged_and_their_machine_files_are_bound(tmp_path: Path) -> None:
+    key = tmp_path / "client.key"
+    key.write_text("k")
+    socket_path = tmp_path / "proxy.sock"
+    socket_path.touch()
+    argv = ["build", "--config=remote", "--remote_executor=grpcs://reapi.example.invalid:443",
+            "--remote_cache", "grpc://127.0.0.1:50051", "--remote_instance_name=main",
+            "--remote_header=x-token=abc", "--remote_timeout=600", "--tls_client_key=client.key",
+            "--tls_certificate", str(tmp_path / "missing.pem"), f"--bes_backend=unix://{socket_path}",
+            "--remote_default_exec_properties=cache-salt=1", "//python:3.13"]
+    arguments, binds = build_root.host_path_arguments(argv, tmp_path)
+    expected = list(argv)
+    expected[expected.index("--tls_client_key=client.key")] = f"--tls_client_key={key}"
+    assert arguments == expected
+    assert binds == [str(key), str(socket_path)]
+    arguments, binds = build_root.host_path_arguments(["build", "--remote_executor", f"unix:{socket_path}"], tmp_path)
+    assert arguments == ["build", "--remote_executor", f"unix:{socket_path}"] and binds == [str(socket_path)]
+
+
 def test_scratch_is_cleaned_only_while_no_server_runs(tmp_path: Path) -> None:
     layout = build_root.CacheLayout(tmp_path, "abc")
     jni = layout.root / "tmp" / "bazel-jni.123"
@@ -354,7 +373,8 @@ def test_the_readme_variable_table_is_the_pass_through_list() -> None:
     documented = {name for row in rows for name in re.findall(r"`([A-Za-z_]+)`", row.split(" | ")[0])}
     documented |= {name.upper() for name in documented if name.islower()}  # "(either case)"
     assert {"DEBIAN_MIRROR", "DISTROLESS_REPOSITORY", "DOCKER_HOST"} <= documented
-    reaching = set(build_root.PASSED_VARIABLES) | set(build_root.MIRROR_VARIABLES) | set(build_root.HOST_VARIABLES)
+    reaching = (set(build_root.PASSED_VARIABLES) | set(build_root.MIRROR_VARIABLES) | set(build_root.HOST_VARIABLES)
+                | {build_root.REMOTE_CACHE_VARIABLE})
     assert documented - reaching == set(), "documented, but tools/bazel drops them: add them to PASSED_VARIABLES"
     internal = {"TERM", "CI", "USER", "LOGNAME", "COLUMNS"}
     assert reaching - documented - internal - {"XDG_CACHE_HOME", "HOME"} == set(), "passed, but not documented"

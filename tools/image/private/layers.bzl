@@ -1,6 +1,11 @@
 """Rules that make the image's own layers with the Python tools in tools/image."""
 
-def _run_layer_tool(ctx, arguments, inputs, mnemonic, message):
+# Actions that run the image's own programs chrooted into its layers (as root, in a private mount namespace),
+# under the build root's static qemu for arm64: they need root and the build root's qemu, which a remote
+# worker need not offer, so they always run where Bazel runs. Their results still go to a remote cache.
+LOCAL_ONLY = {"no-remote-exec": "1"}
+
+def _run_layer_tool(ctx, arguments, inputs, mnemonic, message, execution_requirements = {}):
     out = ctx.actions.declare_file(ctx.label.name + ".tar.gz")
     args = ctx.actions.args()
     args.add("--output", out)
@@ -12,6 +17,7 @@ def _run_layer_tool(ctx, arguments, inputs, mnemonic, message):
         outputs = [out],
         mnemonic = mnemonic,
         progress_message = message,
+        execution_requirements = execution_requirements,
     )
     return [DefaultInfo(files = depset([out]))]
 
@@ -71,7 +77,7 @@ base_files_layer = rule(
 
 def _ld_so_cache_layer_impl(ctx):
     arguments = ["--architecture", ctx.attr.architecture] + _layer_arguments(ctx)
-    return _run_layer_tool(ctx, arguments, ctx.files.layers, "LdSoCache", "Running the image's ldconfig for %{output}")
+    return _run_layer_tool(ctx, arguments, ctx.files.layers, "LdSoCache", "Running the image's ldconfig for %{output}", LOCAL_ONLY)
 
 ld_so_cache_layer = rule(
     implementation = _ld_so_cache_layer_impl,
@@ -85,7 +91,7 @@ ld_so_cache_layer = rule(
 
 def _pyc_layer_impl(ctx):
     arguments = ["--python", ctx.attr.python, "--stdlib", ctx.attr.stdlib, "--architecture", ctx.attr.architecture]
-    return _run_layer_tool(ctx, arguments + _layer_arguments(ctx), ctx.files.layers, "CompilePyc", "Byte-compiling the stdlib for %{output}")
+    return _run_layer_tool(ctx, arguments + _layer_arguments(ctx), ctx.files.layers, "CompilePyc", "Byte-compiling the stdlib for %{output}", LOCAL_ONLY)
 
 pyc_layer = rule(
     implementation = _pyc_layer_impl,

@@ -23,7 +23,12 @@ def _container_structure_test_impl(ctx):
     )
     runfiles = ctx.runfiles(files = [image, ctx.executable._structure_test_binary] + ctx.files.configs)
     runfiles = runfiles.merge(ctx.attr._runner[DefaultInfo].default_runfiles)
-    return [DefaultInfo(executable = runner, runfiles = runfiles)]
+    return [
+        DefaultInfo(executable = runner, runfiles = runfiles),
+        # The command tests start a private dockerd as root (or use DOCKER_HOST's engine): never on a remote
+        # worker, whatever tags the caller gives. The result is still cached remotely.
+        testing.ExecutionInfo({"no-remote-exec": "1"}),
+    ]
 
 container_structure_test = rule(
     implementation = _container_structure_test_impl,

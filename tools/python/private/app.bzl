@@ -1,5 +1,6 @@
 """Rules that put Python requirements and an application on one of the images, with the image's own Python."""
 
+load("//tools/image/private:layers.bzl", "LOCAL_ONLY")
 load("//tools/oci:defs.bzl", "oci_image", "oci_image_index")
 
 _SITE = "usr/lib/python3/dist-packages"
@@ -28,6 +29,8 @@ def _layer(ctx, tool, arguments, inputs, mnemonic, message):
         outputs = [out],
         mnemonic = mnemonic,
         progress_message = message,
+        # The image's own Python runs chrooted into its layers: see LOCAL_ONLY.
+        execution_requirements = LOCAL_ONLY,
     )
     return [DefaultInfo(files = depset([out]))]
 
