@@ -417,6 +417,8 @@ def remove_stale_roots(layout: CacheLayout, keep: int = KEPT_ROOTS) -> None:
               for lock in layout.home.glob("root-*.lock") if lock != layout.lock_file]
     others.sort(key=lambda other: other.lock_file.stat().st_mtime, reverse=True)
     for stale in others[keep - 1:]:
+        if bazel_server_running(stale.output_user_root):
+            continue  # in use by a Bazel server (a long test run, another checkout): removed another time
         with open(stale.lock_file, "w") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

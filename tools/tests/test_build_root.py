@@ -123,6 +123,22 @@ def test_stale_roots_are_removed_beyond_the_newest_ones(tmp_path: Path) -> None:
     assert (tmp_path / "repository-cache").is_dir()  # shared by all roots, never removed
 
 
+def test_a_root_whose_bazel_server_runs_is_kept(tmp_path: Path) -> None:
+    old = build_root.CacheLayout(tmp_path, "old")
+    for layout in (old, build_root.CacheLayout(tmp_path, "mid"), build_root.CacheLayout(tmp_path, "new")):
+        layout.root.mkdir()
+        layout.lock_file.touch()
+        os.utime(layout.lock_file, (1, {"old": 1, "mid": 2, "new": 3}[layout.key]))
+    server = old.output_user_root / "base" / "server"
+    server.mkdir(parents=True)
+    (server / "server.pid.txt").write_text(str(os.getpid()))  # a live process stands in for its server
+    build_root.remove_stale_roots(build_root.CacheLayout(tmp_path, "new"), keep=2)
+    assert old.root.is_dir()
+    (server / "server.pid.txt").write_text("999999999")
+    build_root.remove_stale_roots(build_root.CacheLayout(tmp_path, "new"), keep=2)
+    assert not old.root.exists()
+
+
 def test_a_root_being_built_elsewhere_is_kept(tmp_path: Path) -> None:
     current = make_root(tmp_path, "current", 0)
     busy = make_root(tmp_path, "busy", 30)
@@ -376,7 +392,8 @@ def test_the_readme_variable_table_is_the_pass_through_list() -> None:
     reaching = (set(build_root.PASSED_VARIABLES) | set(build_root.MIRROR_VARIABLES) | set(build_root.HOST_VARIABLES)
                 | {build_root.REMOTE_CACHE_VARIABLE})
     assert documented - reaching == set(), "documented, but tools/bazel drops them: add them to PASSED_VARIABLES"
-    internal = {"TERM", "CI", "USER", "LOGNAME", "COLUMNS"}
+    # The terminal's and CI's own, and the one tools/bazel sets itself inside the root.
+    internal = {"TERM", "CI", "USER", "LOGNAME", "COLUMNS", build_root.REMOTE_CACHE_VARIABLE}
     assert reaching - documented - internal - {"XDG_CACHE_HOME", "HOME"} == set(), "passed, but not documented"
 
 
