@@ -21,27 +21,14 @@ load("//tools/debian:defs.bzl", "deb_closure", "deb_layer")
 load("//tools/image:defs.bzl", "base_files_layer", "ca_bundle_layer", "ld_so_cache_layer", "py_stdlib_prune", "pyc_layer", "symlinks_layer")
 load("//tools/oci:defs.bzl", "container_structure_test", "oci_image", "oci_image_index", "oci_load", "oci_push")
 
-_LOCKS = {
-    "bookworm": bookworm,
-    "bullseye": bullseye,
-    "forky": forky,
-    "trixie": trixie,
-}
-
-# The archive state each lock was resolved from: its snapshot timestamp, or its suites' newest Release date.
-# Each lock's package groups (system, python, debug, dev), named once in its manifest.
-_GROUPS = {
-    "bookworm": bookworm_groups,
-    "bullseye": bullseye_groups,
-    "forky": forky_groups,
-    "trixie": trixie_groups,
-}
-
-_ARCHIVE_STATES = {
-    "bookworm": bookworm_state,
-    "bullseye": bullseye_state,
-    "forky": forky_state,
-    "trixie": trixie_state,
+# Each release's lock: its packages by arch and name, its package groups (system, python, debug, dev) as its
+# manifest names them, and the archive state it was resolved from (its snapshot timestamp, or its suites'
+# newest Release date).
+_RELEASES = {
+    "bookworm": struct(packages = bookworm, groups = bookworm_groups, archive_state = bookworm_state),
+    "bullseye": struct(packages = bullseye, groups = bullseye_groups, archive_state = bullseye_state),
+    "forky": struct(packages = forky, groups = forky_groups, archive_state = forky_state),
+    "trixie": struct(packages = trixie, groups = trixie_groups, archive_state = trixie_state),
 }
 
 # The manifest annotation that carries it, so a pulled image says how fresh its packages are.
@@ -122,9 +109,9 @@ def _dev_tests(name, config):
 
 def _layers(version, config, arch):
     """The layers every variant of one version and architecture shares; returns their labels."""
-    packages = _LOCKS[config.distribution][arch]
+    packages = _RELEASES[config.distribution].packages[arch]
     prefix = "%s_%s" % (version, arch)
-    groups = _GROUPS[config.distribution]
+    groups = _RELEASES[config.distribution].groups
     system = deb_closure(packages, groups["system"])
     python = [name for name in deb_closure(packages, groups["python"]) if name not in system]
 
@@ -193,7 +180,7 @@ def _variant_image(version, config, arch, variant, shared):
         user = "65532" if settings.nonroot else "",
         workdir = "/home/nonroot" if settings.nonroot else "",
         labels = _labels(version, shared.python_version),
-        annotations = {ARCHIVE_STATE_ANNOTATION: _ARCHIVE_STATES[config.distribution]},
+        annotations = {ARCHIVE_STATE_ANNOTATION: _RELEASES[config.distribution].archive_state},
         architecture = arch,
         variant = "v8" if arch == "arm64" else "",
     )
