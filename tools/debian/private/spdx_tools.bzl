@@ -1,5 +1,7 @@
 """The spdx-tools validator (`pyspdxtools`), from its PyPI wheels, pinned by hash, for the SBOM tests."""
 
+load("//tools/private:pip_wheels.bzl", "PIP_ENVIRONMENT", "unpack_pinned_wheels")
+
 # spdx-tools and every dependency it needs, all pure-Python wheels (so one hash fits every machine), except
 # PyYAML, which the build root's python3-yaml provides. pip fetches them through the user's own pip
 # configuration (index URL, proxies, certificates), so no index host is written here.
@@ -30,31 +32,13 @@ py_library(
 """
 
 def _spdx_tools_repository_impl(rctx):
-    rctx.file("requirements.txt", "".join(["%s --hash=sha256:%s\n" % (pin, sha256) for pin, sha256 in _WHEELS.items()]))
-    rctx.report_progress("pip download spdx-tools and its %d dependencies" % (len(_WHEELS) - 1))
-    result = rctx.execute(
-        [
-            "python3", "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-            "--require-hashes", "--requirement", "requirements.txt", "--dest", "wheels",
-        ],
-        timeout = 600,
-        quiet = False,
-    )
-    if result.return_code != 0:
-        fail("pip could not download spdx-tools' pinned wheels (exit %d): %s\nCheck pip's index configuration (PIP_INDEX_URL or pip.conf)." % (result.return_code, result.stderr))
-    wheels = sorted([path for path in rctx.path("wheels").readdir() if path.basename.endswith(".whl")], key = lambda path: path.basename)
-    if len(wheels) != len(_WHEELS):
-        fail("pip downloaded %d wheels for %d pins" % (len(wheels), len(_WHEELS)))
-    for wheel in wheels:
-        # A wheel is a zip; Bazel 7's extract() picks the format by file name only.
-        rctx.symlink(wheel, "zips/" + wheel.basename + ".zip")
-        rctx.extract("zips/" + wheel.basename + ".zip", output = "site")
+    unpack_pinned_wheels(rctx, _WHEELS, "spdx-tools and its %d dependencies" % (len(_WHEELS) - 1), output = "site")
     rctx.file("BUILD.bazel", _BUILD)
 
 spdx_tools_repository = repository_rule(
     implementation = _spdx_tools_repository_impl,
     doc = "Downloads the pinned spdx-tools wheels with pip (--require-hashes) and exposes them as a py_library.",
-    environ = ["PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"],
+    environ = PIP_ENVIRONMENT,
 )
 
 def _spdx_tools_impl(module_ctx):
