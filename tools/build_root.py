@@ -76,6 +76,10 @@ KEPT_ROOTS = 2
 APT_SOURCES = ("/etc/apt/sources.list", "/etc/apt/sources.list.d")
 
 
+# One pin of the package list: "package=version" (tools/debian/update.py rewrites them with it too).
+PIN = re.compile(r"(?P<name>[a-z0-9][a-z0-9.+-]*)=(?P<version>[A-Za-z0-9.+:~-]+)")
+
+
 class BuildRootError(Exception):
     """A problem the user must fix; its message says what and how."""
 
@@ -109,7 +113,7 @@ def read_package_list(path: Path = PACKAGE_LIST) -> PackageList:
             suite = line.split(None, 1)[1]
         elif re.fullmatch(r"snapshot \d{8}T\d{6}Z", line):
             snapshot = line.split()[1]
-        elif re.fullmatch(r"[a-z0-9][a-z0-9.+-]*=[A-Za-z0-9.+:~-]+", line):
+        elif PIN.fullmatch(line):
             packages.append(line)
         else:
             raise BuildRootError(f"{path}:{number}: '{line}' is neither 'suite NAME', 'snapshot YYYYMMDDTHHMMSSZ' "

@@ -29,6 +29,7 @@ from typing import Any, Iterable
 
 from debian.debian_support import Version
 
+from tools import build_root
 from tools.debian import lock
 from tools.debian.lock import LockError, Source, log
 from tools.tarball import write_atomically
@@ -39,7 +40,6 @@ CHANGELOG_HEADER = re.compile(r"^(\S+) \(([^()\s]+)\) ")
 BUILD_ROOT_SCOPE = "build root"
 # The build root runs on the machines the project builds on.
 BUILD_ROOT_ARCH = "amd64"
-PIN_LINE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9.+-]*)=(?P<version>[A-Za-z0-9.+:~-]+)(?P<rest>\s*(#.*)?)$")
 
 
 @dataclass(frozen=True)
@@ -148,20 +148,15 @@ class BuildRootPins:
 
 
 def read_build_root_pins(path: Path) -> BuildRootPins:
+    """The pin file as tools/bazel reads it, with its lines, which the update rewrites in place."""
     try:
+        packages = build_root.read_package_list(path)
         lines = tuple(path.read_text().splitlines())
     except OSError as error:
         raise LockError(f"cannot read {path} ({error.strerror})") from None
-    suite, pins = "", {}
-    for line in lines:
-        words = line.split("#", 1)[0].split()
-        if len(words) == 2 and words[0] == "suite":
-            suite = words[1]
-        elif (match := PIN_LINE.match(line.strip())):
-            pins[match["name"]] = match["version"]
-    if not suite or not pins:
-        raise LockError(f"{path} needs a 'suite NAME' line and 'package=version' lines")
-    return BuildRootPins(path, lines, suite, pins)
+    except build_root.BuildRootError as error:
+        raise LockError(str(error)) from None
+    return BuildRootPins(path, lines, packages.suite, packages.pins())
 
 
 def build_root_text(pins: BuildRootPins, versions: dict[str, str], snapshot: str | None) -> str:
@@ -171,9 +166,9 @@ def build_root_text(pins: BuildRootPins, versions: dict[str, str], snapshot: str
         words = line.split("#", 1)[0].split()
         if words[:1] == ["snapshot"]:
             continue
-        match = PIN_LINE.match(line.strip())
+        match = build_root.PIN.fullmatch(line.split("#", 1)[0].strip())
         if match and match["name"] in versions:
-            line = f"{match['name']}={versions[match['name']]}{match['rest']}"
+            line = line.replace(match[0], f"{match['name']}={versions[match['name']]}", 1)
         out.append(line)
         if words[:1] == ["suite"] and snapshot:
             out.append(f"snapshot {snapshot}")
