@@ -61,7 +61,11 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 
 def engine_answers(socket_path: str) -> bool:
     """Whether the Docker API on `socket_path` answers its /_ping endpoint."""
-    connection = UnixHTTPConnection(socket_path)
+    return pings(UnixHTTPConnection(socket_path))
+
+
+def pings(connection: http.client.HTTPConnection) -> bool:
+    """Whether the Docker API behind `connection` answers its /_ping endpoint; closes the connection."""
     try:
         connection.request("GET", "/_ping")
         return connection.getresponse().status == 200
@@ -77,14 +81,10 @@ def check_named_engine(docker_host: str) -> None:
         answers = engine_answers(docker_host.removeprefix("unix://"))
     elif docker_host.startswith("tcp://"):
         host, _, port = docker_host.removeprefix("tcp://").rstrip("/").rpartition(":")
-        connection = http.client.HTTPConnection(host.strip("[]"), int(port or 2375), timeout=5)
         try:
-            connection.request("GET", "/_ping")
-            answers = connection.getresponse().status == 200
-        except (OSError, ValueError):
+            answers = pings(http.client.HTTPConnection(host.strip("[]"), int(port or 2375), timeout=5))
+        except ValueError:  # a port that is not a number
             answers = False
-        finally:
-            connection.close()
     else:
         raise EngineError(f"DOCKER_HOST={docker_host} is neither unix:///PATH nor tcp://HOST:PORT; fix it, or unset "
                           "DOCKER_HOST so the test starts a private engine of its own (as root)")
