@@ -1,4 +1,5 @@
-"""The Python images: one entry per Python version. Adding a version is one entry here plus one lock.
+"""The Python images: one entry per Python version. Adding a version on a new Debian release is one entry here
+plus that release's manifest and lock in debian_packages/<release>/ (README, "adding a Python version").
 
 Each entry: the Debian `distribution` whose lock it uses (debian_packages/<distribution>), the `python`
 executable, `archs`, whether the release is `merged_usr` (bookworm and later), the stdlib paths to `pruned`,

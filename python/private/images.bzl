@@ -11,25 +11,13 @@ For version V (e.g. 3.9) and variant S ("", "-nonroot", "-debug", "-debug-nonroo
 
 load("@bazel_skylib//rules:expand_template.bzl", "expand_template")
 load("@bazel_skylib//rules:write_file.bzl", "write_file")
-load("@bookworm//:packages.bzl", bookworm = "PACKAGES", bookworm_groups = "GROUPS", bookworm_state = "ARCHIVE_STATE")
-load("@bullseye//:packages.bzl", bullseye = "PACKAGES", bullseye_groups = "GROUPS", bullseye_state = "ARCHIVE_STATE")
-load("@forky//:packages.bzl", forky = "PACKAGES", forky_groups = "GROUPS", forky_state = "ARCHIVE_STATE")
-load("@trixie//:packages.bzl", trixie = "PACKAGES", trixie_groups = "GROUPS", trixie_state = "ARCHIVE_STATE")
+load("@debian_releases//:releases.bzl", "RELEASES")
 load("//python:config.bzl", "PYTHONS", "SOURCE_URL")
+load("//python/private:naming.bzl", "newest_stable", "tags", "target_name", "upstream_version", _tag = "tag")
 load("//python/private:sbom.bzl", "spdx_sbom")
 load("//tools/debian:defs.bzl", "deb_closure", "deb_layer")
 load("//tools/image:defs.bzl", "base_files_layer", "ca_bundle_layer", "ld_so_cache_layer", "py_stdlib_prune", "pyc_layer", "symlinks_layer")
 load("//tools/oci:defs.bzl", "container_structure_test", "oci_image", "oci_image_index", "oci_load", "oci_push")
-
-# Each release's lock: its packages by arch and name, its package groups (system, python, debug, dev) as its
-# manifest names them, and the archive state it was resolved from (its snapshot timestamp, or its suites'
-# newest Release date).
-_RELEASES = {
-    "bookworm": struct(packages = bookworm, groups = bookworm_groups, archive_state = bookworm_state),
-    "bullseye": struct(packages = bullseye, groups = bullseye_groups, archive_state = bullseye_state),
-    "forky": struct(packages = forky, groups = forky_groups, archive_state = forky_state),
-    "trixie": struct(packages = trixie, groups = trixie_groups, archive_state = trixie_state),
-}
 
 # The manifest annotation that carries it, so a pulled image says how fresh its packages are.
 ARCHIVE_STATE_ANNOTATION = "debian.archive.timestamp"
@@ -49,10 +37,6 @@ VARIANTS = {
     "-dev": struct(debug = True, nonroot = False, dev = True),
 }
 
-def _upstream_version(debian_version):
-    """3.9.2-1+deb11u1 -> 3.9.2"""
-    return debian_version.split(":")[-1].split("-")[0].split("+")[0]
-
 def _labels(version, python_version):
     labels = {
         "org.opencontainers.image.licenses": IMAGE_LICENSE,
@@ -67,13 +51,22 @@ def _labels(version, python_version):
 def _debs(packages, names):
     return [packages[name]["deb"] for name in names]
 
-def _target(version, arch, variant):
-    """3.9, amd64, -debug-nonroot -> 3.9_amd64_debug_nonroot"""
-    return "%s_%s%s" % (version, arch, variant.replace("-", "_"))
-
 def tag(version, variant):
     """The tag :push gives an image: 3.9-nonroot, or 3.14-experimental-debug for an experimental version."""
-    return version + ("-experimental" if PYTHONS[version].experimental else "") + variant
+    return _tag(version, variant, PYTHONS[version].experimental)
+
+def _release(version, config):
+    """The lock of the release an entry of PYTHONS names, or a clear failure when it has none."""
+    release = RELEASES.get(config.distribution)
+    if not release:
+        fail("python/config.bzl: %s names Debian release '%s', but debian_packages/%s/lock.json does not exist (locked releases: %s). Write debian_packages/%s/manifest.yaml, then lock it with `tools/bazel run //debian_packages:update`." % (
+            version,
+            config.distribution,
+            config.distribution,
+            ", ".join(sorted(RELEASES)),
+            config.distribution,
+        ))
+    return release
 
 def _package_tests(name, packages):
     """Structure tests, as JSON (which is YAML), that every installed package is visible to scanners."""
@@ -109,9 +102,10 @@ def _dev_tests(name, config):
 
 def _layers(version, config, arch):
     """The layers every variant of one version and architecture shares; returns their labels."""
-    packages = _RELEASES[config.distribution].packages[arch]
+    release = _release(version, config)
+    packages = release.packages[arch]
     prefix = "%s_%s" % (version, arch)
-    groups = _RELEASES[config.distribution].groups
+    groups = release.groups
     system = deb_closure(packages, groups["system"])
     python = [name for name in deb_closure(packages, groups["python"]) if name not in system]
 
@@ -149,7 +143,7 @@ def _layers(version, config, arch):
     dev = [name for name in deb_closure(packages, groups["dev"]) if name not in system + python + busybox]
     deb_layer(name = prefix + "_dev_debs", debs = _debs(packages, dev), merged_usr = config.merged_usr)
 
-    python_version = _upstream_version(packages[config.python + "-minimal"]["version"])
+    python_version = upstream_version(packages[config.python + "-minimal"]["version"])
     _python_tests(prefix + "_python_tests", config, python_version)
     _package_tests(prefix + "_package_tests", system + python)
     _package_tests(prefix + "_debug_package_tests", busybox)
@@ -166,7 +160,7 @@ def _layers(version, config, arch):
 def _variant_image(version, config, arch, variant, shared):
     settings = VARIANTS[variant]
     prefix = "%s_%s" % (version, arch)
-    name = _target(version, arch, variant)
+    name = target_name(version, arch, variant)
     tars = shared.layers + ([prefix + "_busybox_deb", prefix + "_busybox_links"] if settings.debug else [])
     tars += [prefix + "_dev_debs"] if settings.dev else []
     oci_image(
@@ -180,7 +174,7 @@ def _variant_image(version, config, arch, variant, shared):
         user = "65532" if settings.nonroot else "",
         workdir = "/home/nonroot" if settings.nonroot else "",
         labels = _labels(version, shared.python_version),
-        annotations = {ARCHIVE_STATE_ANNOTATION: _RELEASES[config.distribution].archive_state},
+        annotations = {ARCHIVE_STATE_ANNOTATION: _release(version, config).archive_state},
         architecture = arch,
         variant = "v8" if arch == "arm64" else "",
     )
@@ -214,18 +208,17 @@ def _variant_image(version, config, arch, variant, shared):
 
 def image_tags():
     """Index target -> the tags :push gives it; `latest...` go to the newest stable version."""
-    stable = [version for version in PYTHONS if not PYTHONS[version].experimental]
-    newest = sorted(stable, key = lambda version: [int(part) for part in version.split(".")])[-1]
-    tags = {}
-    for version in PYTHONS:
-        for variant in VARIANTS:
-            tags["//python:" + version + variant] = [tag(version, variant)] + (["latest" + variant] if version == newest else [])
-    return tags
+    newest = newest_stable(PYTHONS)
+    return {
+        "//python:" + version + variant: tags(version, variant, PYTHONS[version].experimental, newest)
+        for version in PYTHONS
+        for variant in VARIANTS
+    }
 
 def image_sboms():
     """Per-architecture image target -> its SBOM target, for every image (the push test compares them)."""
     return {
-        "//python:" + _target(version, arch, variant): "//python:" + _target(version, arch, variant) + "_sbom"
+        "//python:" + target_name(version, arch, variant): "//python:" + target_name(version, arch, variant) + "_sbom"
         for version, config in PYTHONS.items()
         for variant in VARIANTS
         for arch in config.archs
@@ -241,18 +234,18 @@ def python_images():
                 _variant_image(version, config, arch, variant, shared[arch])
             oci_image_index(
                 name = version + variant,
-                images = [_target(version, arch, variant) for arch in config.archs],
+                images = [target_name(version, arch, variant) for arch in config.archs],
             )
             oci_load(
                 name = version + variant + "_load",
-                image = _target(version, "amd64", variant),
+                image = target_name(version, "amd64", variant),
                 repo_tags = ["distroless/python:" + tag(version, variant)],
             )
             oci_push(
                 name = version + variant + "_push",
                 image = version + variant,
                 remote_tags = image_tags()["//python:" + version + variant],
-                attest_images = [_target(version, arch, variant) for arch in config.archs],
-                sboms = [_target(version, arch, variant) + "_sbom" for arch in config.archs],
+                attest_images = [target_name(version, arch, variant) for arch in config.archs],
+                sboms = [target_name(version, arch, variant) + "_sbom" for arch in config.archs],
             )
         native.alias(name = version + ".sbom", actual = version + "_amd64_sbom")

@@ -1,12 +1,15 @@
-"""The `debian` module extension: one repository per locked .deb, and a hub repository per lockfile.
+"""The `debian` module extension: every release's lock, through one hub repository.
 
     debian = use_extension("//tools/debian:extensions.bzl", "debian")
-    debian.lock(name = "bullseye", lock = "//debian_packages/bullseye:lock.json")
-    use_repo(debian, "bullseye")
+    debian.releases(directory = "debian_packages")
+    use_repo(debian, "debian_releases")
 
-`@bullseye//:packages.bzl` then holds the lock as Starlark data (`PACKAGES[arch][name]`, each with its
-`version`, `depends` and `deb` label; `GROUPS`, the manifest's package groups; and `ARCHIVE_STATE`, the
-date of the archive state it was resolved from), and `@bullseye//<arch>:<name>` is the downloaded .deb.
+Each subdirectory of `directory` that holds a `lock.json` (written by `bazel run //debian_packages:update`
+beside its `manifest.yaml`) is a release, named after the subdirectory: adding one needs no edit here or in
+MODULE.bazel. `@debian_releases//:releases.bzl` holds them all as Starlark data, `RELEASES[release]`, a struct
+with `packages` (`[arch][name]`, each with its `version`, `depends` and `deb` label), `groups` (the manifest's
+package groups) and `archive_state` (the date of the archive state it was resolved from), and `lock`, the
+lock's path in the workspace. `@debian_releases//<release>/<arch>:<name>` is the downloaded .deb.
 
 Each lock is checked when the extension loads it: its format version must be the one this checkout
 writes, and its `manifest_sha256` must be the sha256 of the `manifest.yaml` beside it, so a manifest edited
@@ -18,20 +21,16 @@ load("//tools/debian/private:deb_repository.bzl", "UPDATE_COMMAND", "deb_file", 
 # The lock format tools/debian/lock.py writes (LOCK_FORMAT_VERSION there).
 LOCK_FORMAT_VERSION = 2
 
-_lock_tag = tag_class(
-    doc = "A lockfile written by `bazel run //debian_packages:update`, beside the manifest.yaml it resolves.",
+_releases_tag = tag_class(
+    doc = "Every release locked below a directory of the root module, through one hub repository.",
     attrs = {
-        "name": attr.string(mandatory = True, doc = "Name of the hub repository, e.g. the Debian release."),
-        "lock": attr.label(mandatory = True, allow_single_file = [".json"], doc = "The lock.json file."),
+        "directory": attr.string(default = "debian_packages", doc = "The directory, relative to the root module, holding one <release>/lock.json (and manifest.yaml) per release."),
+        "name": attr.string(default = "debian_releases", doc = "Name of the hub repository."),
     },
 )
 
-def _workspace_path(label):
-    return (label.package + "/" if label.package else "") + label.name
-
-def _read_lock(module_ctx, lock):
+def _read_lock(module_ctx, lock, where):
     """The lock's content, after checking that it is complete, current and made from its manifest."""
-    where = _workspace_path(lock)
     doc = json.decode(module_ctx.read(lock), default = None)
     if type(doc) != "dict" or type(doc.get("packages")) != "list" or type(doc.get("sources")) != "list":
         fail("%s is not a complete lock (not JSON, or truncated). Restore it with `git checkout -- %s`, or re-lock it with `%s`." % (where, where, UPDATE_COMMAND))
@@ -42,18 +41,21 @@ def _read_lock(module_ctx, lock):
             LOCK_FORMAT_VERSION,
             UPDATE_COMMAND,
         ))
-    manifest = lock.same_package_label("manifest.yaml")
+    manifest = lock.dirname.get_child("manifest.yaml")
+    manifest_where = where.rsplit("/", 1)[0] + "/manifest.yaml"
+    if not manifest.exists:
+        fail("%s has no manifest.yaml beside it; a lock is written from its release's manifest by `%s`." % (where, UPDATE_COMMAND))
 
     # Reading the manifest makes Bazel re-run this extension whenever it changes.
     module_ctx.read(manifest)
-    result = module_ctx.execute(["sha256sum", str(module_ctx.path(manifest))])
+    result = module_ctx.execute(["sha256sum", str(manifest)])
     if result.return_code != 0:
-        fail("cannot hash %s: %s" % (_workspace_path(manifest), result.stderr))
+        fail("cannot hash %s: %s" % (manifest_where, result.stderr))
     actual = result.stdout.split(" ")[0]
     if doc.get("manifest_sha256") != actual:
         fail("%s is stale: %s was edited since it was locked (the lock records manifest_sha256 %s, the manifest's is %s). Re-lock it with `%s`." % (
             where,
-            _workspace_path(manifest),
+            manifest_where,
             doc.get("manifest_sha256"),
             actual,
             UPDATE_COMMAND,
@@ -75,31 +77,51 @@ def _probes(sources):
         probes.setdefault(source["archive"], "dists/%s/InRelease" % source["suite"])
     return probes
 
+def _release_locks(module_ctx, directory):
+    """Release name -> (the path of its lock.json, that path in the workspace), for every locked release."""
+    root = module_ctx.path(Label("@@//:MODULE.bazel")).dirname
+    releases_dir = root.get_child(directory)
+    if not releases_dir.exists:
+        fail("debian.releases(directory = \"%s\"): no such directory in the workspace; it holds one <release>/manifest.yaml and lock.json per release." % directory)
+    locks = {}
+
+    # Listing the directory makes Bazel re-run this extension when a release is added or removed.
+    for release_dir in releases_dir.readdir():
+        lock = release_dir.get_child("lock.json")
+        if lock.exists:
+            locks[release_dir.basename] = (lock, "%s/%s/lock.json" % (directory, release_dir.basename))
+    return locks
+
 def _debian_impl(module_ctx):
     for module in module_ctx.modules:
-        for lock in module.tags.lock:
-            doc = _read_lock(module_ctx, lock.lock)
-            snapshots = _snapshots(doc["sources"])
-            probes = _probes(doc["sources"])
-            for package in doc["packages"]:
-                deb_file(
-                    name = repository_name(lock.name, package["arch"], package["name"]),
-                    archive = package["archive"],
-                    filename = package["filename"],
-                    sha256 = package["sha256"],
-                    package = "%s %s (%s)" % (package["name"], package["version"], package["arch"]),
-                    lock = _workspace_path(lock.lock),
-                    snapshot = snapshots.get(package["archive"], ""),
-                    probe = probes.get(package["archive"], ""),
-                )
-            deb_hub(
-                name = lock.name,
-                lock_json = json.encode(doc["packages"]),
-                archive_state = max([source["snapshot"] or source["date"] for source in doc["sources"]]),
-                groups = doc.get("groups", {}),
-            )
+        for tag in module.tags.releases:
+            if not module.is_root:
+                fail("debian.releases is for the root module only (found in %s)" % module.name)
+            releases = {}
+            for release, (lock, where) in sorted(_release_locks(module_ctx, tag.directory).items()):
+                doc = _read_lock(module_ctx, lock, where)
+                snapshots = _snapshots(doc["sources"])
+                probes = _probes(doc["sources"])
+                for package in doc["packages"]:
+                    deb_file(
+                        name = repository_name(release, package["arch"], package["name"]),
+                        archive = package["archive"],
+                        filename = package["filename"],
+                        sha256 = package["sha256"],
+                        package = "%s %s (%s)" % (package["name"], package["version"], package["arch"]),
+                        lock = where,
+                        snapshot = snapshots.get(package["archive"], ""),
+                        probe = probes.get(package["archive"], ""),
+                    )
+                releases[release] = {
+                    "archive_state": max([source["snapshot"] or source["date"] for source in doc["sources"]]),
+                    "groups": doc.get("groups", {}),
+                    "lock": where,
+                    "packages": doc["packages"],
+                }
+            deb_hub(name = tag.name, releases_json = json.encode(releases))
 
 debian = module_extension(
     implementation = _debian_impl,
-    tag_classes = {"lock": _lock_tag},
+    tag_classes = {"releases": _releases_tag},
 )

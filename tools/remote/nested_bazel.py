@@ -19,6 +19,8 @@ from pathlib import Path
 # Bazel's last summary line, e.g. "INFO: 52 processes: 34 internal, 4 linux-sandbox, 14 remote."
 SUMMARY = re.compile(r"^INFO: (\d+) process(?:es)?(?:: (.*?))?\.$", re.MULTILINE)
 # Process kinds that ran on this machine (not remotely, not from a cache).
+# Commands that build and so accept --experimental_convenience_symlinks.
+BUILDING_COMMANDS = ("build", "test", "run", "coverage")
 LOCAL_KINDS = ("linux-sandbox", "processwrapper-sandbox", "local", "worker", "sandbox")
 
 
@@ -74,8 +76,13 @@ class NestedBazel:
         return ["bazel", f"--output_user_root={self.user_root}", f"--output_base={self.output_base}",
                 "--max_idle_secs=120"]
 
+    def argv(self, command: str, *args: str) -> list[str]:
+        # Only the commands that build write the bazel-* links into the workspace; query refuses the flag.
+        links = ["--experimental_convenience_symlinks=ignore"] if command in BUILDING_COMMANDS else []
+        return [*self.startup(), command, *links, *args]
+
     def run(self, command: str, *args: str, log: Path | None = None) -> Result:
-        argv = [*self.startup(), command, "--experimental_convenience_symlinks=ignore", *args]
+        argv = self.argv(command, *args)
         print(f"$ {' '.join(argv)}", file=sys.stderr, flush=True)
         started = time.monotonic()
         self.started = True
@@ -98,7 +105,7 @@ class NestedBazel:
 
     def start(self, command: str, *args: str, log: Path) -> "subprocess.Popen[str]":
         """Runs a command in the background, its output going to `log`; finish() collects it."""
-        argv = [*self.startup(), command, "--experimental_convenience_symlinks=ignore", *args]
+        argv = self.argv(command, *args)
         print(f"$ {' '.join(argv)} &", file=sys.stderr, flush=True)
         self.started = True
         self._started_at = time.monotonic()

@@ -94,11 +94,11 @@ exclude: []
 """
 
 IMAGE_BUILD = """\
-load("@fixture//:packages.bzl", "PACKAGES")
+load("@debian_releases//:releases.bzl", "RELEASES")
 load("//tools/debian:defs.bzl", "deb_closure", "deb_layer")
 load("//tools/oci:defs.bzl", "oci_image")
 
-_PACKAGES = PACKAGES["amd64"]
+_PACKAGES = RELEASES["fixture"].packages["amd64"]
 
 deb_layer(
     name = "debs",
@@ -311,7 +311,7 @@ def project_files() -> list[Path]:
 
 
 def nested_module(project_module: str) -> str:
-    """The project's bazel_deps, and the debian extension with the fixture lock as its only lock."""
+    """The project's bazel_deps, and the debian extension, which finds the fixture release as the only lock."""
     deps = re.findall(r"^bazel_dep\(.*\)$", project_module, re.MULTILINE)
     if not deps:
         pytest.fail("found no bazel_dep(...) line in the project's MODULE.bazel to copy")
@@ -321,8 +321,8 @@ def nested_module(project_module: str) -> str:
         *deps,
         "",
         'debian = use_extension("//tools/debian:extensions.bzl", "debian")',
-        'debian.lock(name = "fixture", lock = "//debian_packages/fixture:lock.json")',
-        'use_repo(debian, "fixture")',
+        'debian.releases(directory = "debian_packages")',
+        'use_repo(debian, "debian_releases")',
         "",
     ])
 
@@ -341,7 +341,6 @@ def make_workspace(workspace: Path) -> None:
     (workspace / "BUILD.bazel").write_text("")
     fixture = workspace / "debian_packages/fixture"
     fixture.mkdir(parents=True)
-    (fixture / "BUILD.bazel").write_text('exports_files(["lock.json", "manifest.yaml"])\n')
     (fixture / "manifest.yaml").write_text(MANIFEST)
     (workspace / "image").mkdir()
     (workspace / "image/BUILD.bazel").write_text(IMAGE_BUILD)
@@ -520,7 +519,7 @@ def test_snapshot_fallback(world: World) -> None:
     assert f"wrote {lock_path}" in written.stderr
     # Atomic: a new file renamed over the old one (another inode), and no temporary left beside it.
     assert lock_path.stat().st_ino != before[1], "the lock was rewritten in place, not replaced by a rename"
-    assert sorted(path.name for path in lock_path.parent.iterdir()) == ["BUILD.bazel", "lock.json", "manifest.yaml"]
+    assert sorted(path.name for path in lock_path.parent.iterdir()) == ["lock.json", "manifest.yaml"]
     relocked = json.loads(lock_path.read_text())
     assert {p["name"]: p["version"] for p in relocked["packages"]}[MOVED] == LIB_NEW.version
     assert pins.read_text() == f"suite {SUITE}\n{BASE.name}={BASE.version}\n"

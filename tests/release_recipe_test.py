@@ -1,0 +1,114 @@
+"""README's recipe for a new Python version, proven: a release's manifest and lock plus one entry in
+python/config.bzl give every image target, with no other file edited.
+
+A nested Bazel (its own server and output base) queries a copy of the workspace three times:
+  1. one entry for a throwaway version that names an existing release's lock (trixie);
+  2. a throwaway release (debian_packages/throwaway/, trixie's manifest and lock copied) and one entry naming it:
+     the debian extension must find the new lock with MODULE.bazel untouched;
+  3. an entry naming a release that has no lock, which must fail with the message that says what to write.
+Nothing is downloaded: `bazel query` loads the image macros and the lock hub, never a .deb.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from tools.remote.nested_bazel import NestedBazel, workspace_from_runfiles
+
+CONFIG = "python/config.bzl"
+# Every target the image matrix makes for one version, per README's table (one arch, every variant).
+EXPECTED_SUFFIXES = ["", "-nonroot", "-debug", "-debug-nonroot", "-dev", "_amd64", "_arm64", "_amd64_debug_nonroot",
+                     "_arm64_dev", "_amd64_test", "_arm64_nonroot_test", "_push", "-debug_push", "_load",
+                     "_amd64_sbom", ".sbom"]
+
+
+def copy_workspace(source: Path, target: Path) -> None:
+    """The checkout's files, without its VCS data, Bazel's convenience links and local settings."""
+    ignored = shutil.ignore_patterns(".git", "bazel-*", "__pycache__", "user.bazelrc")
+    shutil.copytree(source, target, ignore=ignored, symlinks=True)
+
+
+def add_entry(workspace: Path, entry: str) -> None:
+    """Adds one line to PYTHONS, before the dict's closing brace: the recipe's one edit."""
+    config = workspace / CONFIG
+    text = config.read_text()
+    match = re.search(r"^PYTHONS = \{\n.*?^\}", text, re.MULTILINE | re.DOTALL)
+    if not match:
+        pytest.fail(f"{CONFIG} has no `PYTHONS = {{ ... }}` block to add an entry to; update this test with it")
+    end = match.end() - 1
+    config.write_text(text[:end] + f"    {entry},\n" + text[end:])
+
+
+def edited_files(original: Path, copy: Path) -> list[str]:
+    """Files of the original that differ in the copy (new files in the copy are not edits)."""
+    edited = []
+    for path in original.rglob("*"):
+        relative = path.relative_to(original)
+        if relative.parts[0] in (".git",) or relative.parts[0].startswith("bazel-") or "__pycache__" in relative.parts \
+                or not path.is_file() or path.is_symlink() or relative.as_posix() == "user.bazelrc":
+            continue
+        if not filecmp.cmp(path, copy / relative, shallow=False):
+            edited.append(relative.as_posix())
+    return edited
+
+
+def query_targets(bazel: NestedBazel, version: str) -> set[str]:
+    result = bazel.run("query", f"attr(name, '^{re.escape(version)}[-_.]|^{re.escape(version)}$', //python:all)",
+                       "--output=label")
+    assert result.returncode == 0, f"bazel query failed for the entry {version}; its output is above"
+    return {line for line in result.output.splitlines() if line.startswith("//python:")}
+
+
+def assert_image_targets(targets: set[str], version: str) -> None:
+    missing = [f"//python:{version}{suffix}" for suffix in EXPECTED_SUFFIXES
+               if f"//python:{version}{suffix}" not in targets]
+    assert not missing, f"the entry {version} did not give the targets {missing}; it gave {sorted(targets)[:20]}"
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    copy = tmp_path_factory.mktemp("recipe") / "workspace"
+    copy_workspace(workspace_from_runfiles(dict(os.environ)), copy)
+    return copy
+
+
+def test_release_recipe(workspace: Path) -> None:
+    original = workspace_from_runfiles(dict(os.environ))
+    scratch = Path(os.environ.get("TEST_TMPDIR", workspace.parent))
+    with NestedBazel(workspace, scratch, "recipe") as bazel:
+        # 1. One entry naming an existing lock.
+        add_entry(workspace, '"9.98": _python("trixie", "3.13", merged_usr = True)')
+        assert_image_targets(query_targets(bazel, "9.98"), "9.98")
+
+        # 2. A new release: its manifest and lock (copies of trixie's), and one entry.
+        release = workspace / "debian_packages/throwaway"
+        release.mkdir()
+        for name in ("manifest.yaml", "lock.json"):
+            shutil.copy(original / "debian_packages/trixie" / name, release / name)
+        add_entry(workspace, '"9.99": _python("throwaway", "3.13", merged_usr = True)')
+        assert_image_targets(query_targets(bazel, "9.99"), "9.99")
+        deb = bazel.run("query", "@debian_releases//throwaway/arm64:libc6")
+        assert deb.returncode == 0, "the hub has no alias for the new release's libc6 (arm64); output above"
+
+        assert edited_files(original, workspace) == [CONFIG], \
+            f"the recipe must edit only {CONFIG}; edited: {edited_files(original, workspace)}"
+
+        # 3. An entry naming a release nobody locked fails with what to do.
+        add_entry(workspace, '"9.97": _python("nosuchrelease", "3.13", merged_usr = True)')
+        failed = bazel.run("query", "//python:all")
+        assert failed.returncode != 0, "an entry naming a release without a lock must fail"
+        assert "9.97 names Debian release 'nosuchrelease', but debian_packages/nosuchrelease/lock.json does not exist" \
+            in failed.output, "the failure does not name the missing lock"
+        assert "tools/bazel run //debian_packages:update" in failed.output
+    print(f"checked: {len(EXPECTED_SUFFIXES)} targets for each of 2 new entries, 1 clear failure", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-v", "-p", "no:cacheprovider"]))
