@@ -34,10 +34,10 @@ deb_layer = rule(
 )
 
 def deb_closure(packages, roots, exclude = []):
-    """The names of `roots` and everything they depend on, per a hub's PACKAGES[arch].
+    """The names of `roots` and everything they depend on, per one release's packages of one architecture.
 
     Args:
-      packages: PACKAGES[arch] from a hub repository's packages.bzl.
+      packages: RELEASES[release].packages[arch] from @debian_releases//:releases.bzl.
       roots: package names to start from.
       exclude: names to leave out, with everything only they pull in.
     Returns:
