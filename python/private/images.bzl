@@ -7,6 +7,7 @@ For version V (e.g. 3.9) and variant S ("", "-nonroot", "-debug", "-debug-nonroo
   //python:V<S>_load, V<S>_push     docker load (amd64) and push of the index
   //python:V_<arch><_s>_sbom        its SPDX 2.3 SBOM (every .deb it holds, with licences from DEP-5 copyright files)
   //python:V.sbom                   the SPDX SBOM of the default amd64 image
+  //python:V_<arch><_s>_provenance  its SLSA provenance v1 predicate (python/private/provenance.bzl)
 """
 
 load("@bazel_skylib//rules:expand_template.bzl", "expand_template")
@@ -16,6 +17,7 @@ load("@bullseye//:packages.bzl", bullseye = "PACKAGES", bullseye_groups = "GROUP
 load("@forky//:packages.bzl", forky = "PACKAGES", forky_groups = "GROUPS", forky_state = "ARCHIVE_STATE")
 load("@trixie//:packages.bzl", trixie = "PACKAGES", trixie_groups = "GROUPS", trixie_state = "ARCHIVE_STATE")
 load("//python:config.bzl", "PYTHONS", "SOURCE_URL")
+load("//python/private:provenance.bzl", "slsa_provenance")
 load("//python/private:sbom.bzl", "spdx_sbom")
 load("//tools/debian:defs.bzl", "deb_closure", "deb_layer")
 load("//tools/image:defs.bzl", "base_files_layer", "ca_bundle_layer", "ld_so_cache_layer", "py_stdlib_prune", "pyc_layer", "symlinks_layer")
@@ -204,6 +206,11 @@ def _variant_image(version, config, arch, variant, shared):
         distribution = config.distribution,
         image_license = IMAGE_LICENSE,
     )
+    slsa_provenance(
+        name = name + "_provenance",
+        target = "//python:" + name,
+        dependencies = ["//debian_packages/%s:%s" % (config.distribution, file) for file in ("lock.json", "manifest.yaml")],
+    )
     container_structure_test(
         name = name + "_test",
         image = name,
@@ -254,5 +261,6 @@ def python_images():
                 remote_tags = image_tags()["//python:" + version + variant],
                 attest_images = [_target(version, arch, variant) for arch in config.archs],
                 sboms = [_target(version, arch, variant) + "_sbom" for arch in config.archs],
+                provenances = [_target(version, arch, variant) + "_provenance" for arch in config.archs],
             )
         native.alias(name = version + ".sbom", actual = version + "_amd64_sbom")
