@@ -27,7 +27,7 @@ from typing import Any, Sequence
 from tools import build_root
 
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
-# What the buildType means is documented in README.md ("What the SBOM and the provenance say").
+# What the buildType means is documented in README.md ("What the provenance says").
 BUILD_TYPE = "urn:distroless-python:build-type:tools-bazel-build:v1"
 BUILDER_ID = "urn:distroless-python:builder:tools/bazel"
 # The build root's package that provides Bazel (Debian's bazel binary reports no version itself).

@@ -96,7 +96,9 @@ def expected_attestations(target: Target, digest: str, attestations: list[Attest
 
 def verify(targets: list[Target], key: Path | None, attestations: list[Attestation]) -> list[Row]:
     rows: list[Row] = []
-    signatures: dict[str, str] = {}  # pushed reference by digest -> result, so tags sharing a digest check once
+    # (pushed reference by digest, rebuilt layout) -> result, so tags sharing a digest are checked once; the
+    # layout is part of the key because what is expected of a digest depends on which image's tag serves it.
+    signatures: dict[tuple[str, Path], str] = {}
     total = sum(len(target.tags) for target in targets)
     for target in targets:
         rebuilt = push.layout_digest(target.layout)
@@ -107,10 +109,10 @@ def verify(targets: list[Target], key: Path | None, attestations: list[Attestati
             signature = NOT_CHECKED if key is None else "-"
             if pushed and key is not None:
                 by_digest = f"{target.repository}@{pushed}"
-                if by_digest not in signatures:
-                    signatures[by_digest] = check_signature(
+                if (by_digest, target.layout) not in signatures:
+                    signatures[by_digest, target.layout] = check_signature(
                         by_digest, key, expected_attestations(target, rebuilt, attestations))
-                signature = signatures[by_digest]
+                signature = signatures[by_digest, target.layout]
             if not pushed:
                 verdict = "MISSING"
             elif pushed != rebuilt:

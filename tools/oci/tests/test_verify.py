@@ -183,6 +183,26 @@ def test_bad_signatures_and_attestations_fail(world: World, capsys, change, mess
     assert rows(capsys.readouterr().out)[f"{PREFIX}/python:3.13"][2:] == [message, "BAD SIGNATURE"]
 
 
+def test_a_tag_moved_to_another_image_fails_alone(world: World, capsys) -> None:
+    """Another image (here an index of the first image alone) is checked against its own attestations, even
+    after a tag of the first image was moved to its digest and checked against the first image's."""
+    other = json.dumps({"manifests": [{"digest": world.children[0]}]}).encode()
+    image = (world.tmp / "index" / "blobs" / "sha256" / world.children[0].split(":")[1]).read_bytes()
+    other_digest = write_layout(world.tmp / "other", [other, image])
+    by_digest = f"{PREFIX}/python@{other_digest}"
+    world.state["tags"][f"{PREFIX}/python:3.13"] = other_digest
+    world.state["tags"][f"{PREFIX}/python:other"] = other_digest
+    world.state["signed"].append(by_digest)
+    world.state["attested"][by_digest] = {
+        kind: predicates[:1] for kind, predicates in world.state["attested"][f"{PREFIX}/python@{world.index}"].items()}
+    assert world.run("--image", f"{world.tmp / 'other'}=python:other", "--key", str(world.key)) == 1
+    table = rows(capsys.readouterr().out)
+    assert table[f"{PREFIX}/python:3.13"][1:] == [world.index, "BAD: spdxjson attestations differ from the rebuilt ones",
+                                                  "MISMATCH"]
+    assert table[f"{PREFIX}/python:latest"][-1] == "OK"
+    assert table[f"{PREFIX}/python:other"] == [other_digest, other_digest, "verified", "OK"]
+
+
 def test_another_source_commit_in_the_provenance_still_verifies(world: World) -> None:
     """A push from another commit with the same locks built the same image: its provenance still matches."""
     for predicate in world.state["attested"][f"{PREFIX}/python@{world.index}"]["slsaprovenance1"]:
