@@ -1,6 +1,7 @@
-"""`bazel run //:push` against a real registry (Debian's docker-registry) started on loopback by this test.
+"""`bazel run //:push` and `//:verify` against a real registry (Debian's docker-registry) started on loopback by
+this test.
 
-Each --expect LAYOUT=NAME:TAG[,TAG] names a locally built image and the tags :push must give it.
+Each PUSH_EXPECT entry LAYOUT=NAME:TAG[,TAG] names a locally built image and the tags :push must give it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -24,9 +26,12 @@ from typing import Iterator
 import pytest
 
 PUSH = os.environ["PUSH_BINARY"]
+VERIFY = os.environ["VERIFY_BINARY"]
 EXPECTED = [arg.split("=", 1) for arg in os.environ["PUSH_EXPECT"].split()]
 # Per-architecture image layout -> the SBOM :push attests for it.
 SBOMS = dict(arg.split("=", 1) for arg in os.environ["PUSH_SBOMS"].split())
+# Per-architecture image layout -> the SLSA provenance predicate :push attests for it.
+PROVENANCES = dict(arg.split("=", 1) for arg in os.environ["PUSH_PROVENANCES"].split())
 # cosign flags for verifying offline-signed images in a plain-HTTP loopback registry.
 OFFLINE = ("--insecure-ignore-tlog=true", "--allow-http-registry")
 
@@ -109,6 +114,22 @@ def image_manifests(layout: str) -> list[dict]:
     return manifests
 
 
+def run_verify(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([VERIFY, *args], capture_output=True, text=True, timeout=1200)
+
+
+def verdicts(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
+    """The verify table's verdict (last column) by tag reference (first column)."""
+    lines = result.stdout.strip().splitlines()
+    assert lines and lines[0].split()[0] == "tag", result.stdout + result.stderr
+    return {line.split()[0]: re.split(r"\s{2,}", line)[-1] for line in lines[1:]}
+
+
+def expected_references(prefix: str) -> set[str]:
+    return {f"{prefix}/{destination.split(':')[0]}:{tag}" for _, destination in EXPECTED
+            for tag in destination.split(":")[1].split(",")}
+
+
 def crane(*args: str) -> str:
     return subprocess.run(["crane", *args], capture_output=True, text=True, check=True).stdout.strip()
 
@@ -131,6 +152,12 @@ def test_push_tags_every_image_with_its_local_digest_and_is_idempotent(registry:
     for layout, destination in EXPECTED:
         name, tags = destination.split(":")
         crane("validate", "--fast", "--remote", f"{prefix}/{name}:{tags.split(',')[0]}")
+
+    # The rebuild check without a key: every tag serves the digest built here; signatures are not checked.
+    checked = run_verify("--repository", prefix)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert verdicts(checked) == {reference: "OK" for reference in expected_references(prefix)}
+    assert "signatures and attestations are NOT checked" in checked.stderr
 
     again = run_push("--repository", prefix)
     assert again.returncode == 0, again.stderr
@@ -218,6 +245,13 @@ def test_unreachable_registry_fails_with_one_clear_error() -> None:
     assert "push: pushing" in result.stderr and "failed" in result.stderr and "no tag was moved" in result.stderr
 
 
+def test_verify_against_an_unreachable_registry_fails_with_one_clear_error() -> None:
+    result = run_verify("--repository", f"127.0.0.1:{free_port()}/distroless")
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if not line.startswith(("verify: [", "verify: NOTE"))]
+    assert len(errors) == 1 and errors[0].startswith("verify: cannot read ") and "reachable" in errors[0], result.stderr
+
+
 @pytest.mark.parametrize("repository", ["127.0.0.1:5000/Distroless", "127.0.0.1:5000/a//b", ""])
 def test_invalid_repository_is_rejected_before_any_network(repository: str) -> None:
     result = run_push("--repository", repository) if repository else run_push()
@@ -263,14 +297,16 @@ def test_signed_push_signs_and_attests_every_image_by_digest(registry: str, tmp_
     _, other_public_key = key_pair(tmp_path / "other", "another-password")
     prefix = f"{registry}/signed"
 
-    # A wrong password fails before anything is pushed, so no tag exists.
+    # A wrong password, or a key file that does not exist, fails before anything is pushed, so no tag exists.
     refused = signed_push(prefix, key, "wrong-password")
     assert refused.returncode == 1
     assert "cannot use the signing key" in refused.stderr and "no image was pushed" in refused.stderr
-    first_layout, first_destination = EXPECTED[0]
-    name, tags = first_destination.split(":")
-    assert subprocess.run(["crane", "digest", f"{prefix}/{name}:{tags.split(',')[0]}"],
-                          capture_output=True).returncode != 0, "a tag moved although the key was unusable"
+    missing = signed_push(prefix, tmp_path / "no-such.key", password)
+    assert missing.returncode == 1
+    assert "no-such.key does not exist" in missing.stderr and "no image was pushed" in missing.stderr
+    for reference in expected_references(prefix):
+        assert subprocess.run(["crane", "digest", reference], capture_output=True).returncode != 0, \
+            f"{reference} exists although the key was unusable"
 
     started = time.monotonic()
     result = signed_push(prefix, key, password)
@@ -279,11 +315,18 @@ def test_signed_push_signs_and_attests_every_image_by_digest(registry: str, tmp_
     assert "NOT signed" not in result.stdout
 
     sboms_by_digest = {local_digest(layout): json.loads(Path(sbom).read_text()) for layout, sbom in SBOMS.items()}
+    provenances_by_digest = {local_digest(layout): json.loads(Path(predicate).read_text())
+                             for layout, predicate in PROVENANCES.items()}
+    for predicate in provenances_by_digest.values():
+        # SLSA v1's required fields.
+        assert predicate["buildDefinition"]["buildType"] and predicate["buildDefinition"]["externalParameters"]
+        assert predicate["runDetails"]["builder"]["id"]
     for layout, destination in EXPECTED:
         name, tags = destination.split(":")
         index = local_digest(layout)
         children = [descriptor["digest"] for descriptor in json.loads(blob(layout, index))["manifests"]]
         expected_sboms = sorted((sboms_by_digest[child] for child in children), key=json.dumps)
+        expected_provenances = sorted((provenances_by_digest[child] for child in children), key=json.dumps)
         for tag in tags.split(","):
             reference = f"{prefix}/{name}:{tag}"
             verified = cosign("verify", "--key", str(public_key), *OFFLINE, reference)
@@ -291,12 +334,23 @@ def test_signed_push_signs_and_attests_every_image_by_digest(registry: str, tmp_
             assert index in verified.stdout
             # The index carries the SBOM of each of its images, as built.
             assert sorted(attested(reference, public_key, "spdxjson"), key=json.dumps) == expected_sboms
+            # And the provenance of each, as built.
+            assert sorted(attested(reference, public_key, "slsaprovenance1"), key=json.dumps) == expected_provenances
             wrong = cosign("verify", "--key", str(other_public_key), *OFFLINE, reference)
             assert wrong.returncode != 0, f"{reference} verified with another key"
         for child in children:
             reference = f"{prefix}/{name}@{child}"
             assert cosign("verify", "--key", str(public_key), *OFFLINE, reference).returncode == 0, reference
             assert attested(reference, public_key, "spdxjson") == [sboms_by_digest[child]]
+            assert attested(reference, public_key, "slsaprovenance1") == [provenances_by_digest[child]]
+
+    # The rebuild check with the public key: every tag's digest, signature and attestations verify.
+    started = time.monotonic()
+    checked = run_verify("--repository", prefix, "--key", str(public_key))
+    print(f"verify of {len(expected_references(prefix))} tags with a key: {time.monotonic() - started:.1f} s")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert verdicts(checked) == {reference: "OK" for reference in expected_references(prefix)}
+    assert checked.stdout.count(" verified ") == len(expected_references(prefix))
 
     # A tag moved to a digest nobody signed does not verify.
     layout, destination = EXPECTED[0]
@@ -315,6 +369,15 @@ def test_signed_push_signs_and_attests_every_image_by_digest(registry: str, tmp_
     assert "  signed " not in again.stdout and "  attested " not in again.stdout
     assert "already signed" in again.stdout and "already attested" in again.stdout
     assert {digest: referrers(registry, f"signed/{name}", digest) for digest in before} == before
+
+    # The rebuild check fails, naming the tag, once one tag is moved to another (signed) image's digest.
+    layouts = {destination.split(":")[1].split(",")[0]: layout for layout, destination in EXPECTED}
+    crane("tag", f"{prefix}/python@{local_digest(layouts['3.9-debug'])}", "3.9")
+    moved_check = run_verify("--repository", prefix, "--key", str(public_key))
+    assert moved_check.returncode == 1, moved_check.stdout + moved_check.stderr
+    assert {ref: verdict for ref, verdict in verdicts(moved_check).items() if verdict != "OK"} == {
+        f"{prefix}/python:3.9": "MISMATCH"}
+    assert f"tags FAILED: {prefix}/python:3.9 (MISMATCH)" in moved_check.stderr
 
 
 if __name__ == "__main__":

@@ -602,6 +602,27 @@ def find_project(start: Path) -> Path:
     return PROJECT_DIR
 
 
+def git_directories(project: Path) -> list[str]:
+    """The git directories of a worktree checkout, to bind into the root beside the project.
+
+    A `git worktree` checkout's .git is a file naming its git directory under the main checkout's .git; the
+    build reads HEAD and its ref from there as plain files (python/private/source_commit.bzl), so those
+    directories must be visible in the root too. A plain clone's .git is inside the project already.
+    """
+    try:
+        text = (project / ".git").read_text() if (project / ".git").is_file() else ""
+    except OSError:
+        return []
+    if not text.startswith("gitdir:"):
+        return []
+    git_directory = (project / text[len("gitdir:"):].strip()).resolve()
+    common = git_directory
+    with contextlib.suppress(OSError):
+        common = (git_directory / (git_directory / "commondir").read_text().strip()).resolve()
+    needed = [common] if git_directory.is_relative_to(common) else [git_directory, common]
+    return [str(path) for path in needed if path.is_dir() and not path.is_relative_to(project)]
+
+
 def bazel_server_running(output_user_root: Path) -> bool:
     """Whether any Bazel server of this root is alive (each output base records its server's pid)."""
     for pid_file in output_user_root.glob("*/server/server.pid.txt"):
@@ -635,6 +656,7 @@ def run(argv: Sequence[str], environ: dict[str, str]) -> list[str]:
     for directory in (layout.output_user_root, layout.repository_cache, layout.remote_cache):
         directory.mkdir(parents=True, exist_ok=True)
     arguments, binds = host_path_arguments(argv, Path.cwd())
+    binds += [path for path in git_directories(project) if path not in binds]
     environment = root_environment(environ, mirrors)
     environment[REMOTE_CACHE_VARIABLE] = str(layout.remote_cache)
     return enter_command(layout, project, environment, arguments, is_root, binds)

@@ -7,6 +7,7 @@ For version V (e.g. 3.9) and variant S ("", "-nonroot", "-debug", "-debug-nonroo
   //python:V<S>_load, V<S>_push     docker load (amd64) and push of the index
   //python:V_<arch><_s>_sbom        its SPDX 2.3 SBOM (every .deb it holds, with licences from DEP-5 copyright files)
   //python:V.sbom                   the SPDX SBOM of the default amd64 image
+  //python:V_<arch><_s>_provenance  its SLSA provenance v1 predicate (python/private/provenance.bzl)
 """
 
 load("@bazel_skylib//rules:expand_template.bzl", "expand_template")
@@ -14,6 +15,7 @@ load("@bazel_skylib//rules:write_file.bzl", "write_file")
 load("@debian_releases//:releases.bzl", "RELEASES")
 load("//python:config.bzl", "PYTHONS", "SOURCE_URL")
 load("//python/private:naming.bzl", "newest_stable", "tags", "target_name", "upstream_version", _tag = "tag")
+load("//python/private:provenance.bzl", "slsa_provenance")
 load("//python/private:sbom.bzl", "spdx_sbom")
 load("//tools/debian:defs.bzl", "deb_closure", "deb_layer")
 load("//tools/image:defs.bzl", "base_files_layer", "ca_bundle_layer", "ld_so_cache_layer", "py_stdlib_prune", "pyc_layer", "symlinks_layer")
@@ -198,6 +200,11 @@ def _variant_image(version, config, arch, variant, shared):
         distribution = config.distribution,
         image_license = IMAGE_LICENSE,
     )
+    slsa_provenance(
+        name = name + "_provenance",
+        target = "//python:" + name,
+        dependencies = ["//debian_packages:%s/%s" % (config.distribution, file) for file in ("lock.json", "manifest.yaml")],
+    )
     container_structure_test(
         name = name + "_test",
         image = name,
@@ -247,5 +254,6 @@ def python_images():
                 remote_tags = image_tags()["//python:" + version + variant],
                 attest_images = [target_name(version, arch, variant) for arch in config.archs],
                 sboms = [target_name(version, arch, variant) + "_sbom" for arch in config.archs],
+                provenances = [target_name(version, arch, variant) + "_provenance" for arch in config.archs],
             )
         native.alias(name = version + ".sbom", actual = version + "_amd64_sbom")

@@ -408,3 +408,16 @@ def test_main_reports_errors_in_one_message(monkeypatch: pytest.MonkeyPatch, cap
 
 if __name__ == "__main__":
     raise SystemExit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
+
+
+def test_a_worktree_binds_its_git_directories_and_a_clone_binds_none(tmp_path: Path) -> None:
+    main, worktree = tmp_path / "main", tmp_path / "worktree"
+    (main / ".git" / "worktrees" / "wt").mkdir(parents=True)
+    (main / ".git" / "worktrees" / "wt" / "commondir").write_text("../..\n")
+    worktree.mkdir()
+    (worktree / ".git").write_text(f"gitdir: {main / '.git' / 'worktrees' / 'wt'}\n")
+    assert build_root.git_directories(worktree) == [str(main / ".git")]
+    assert build_root.git_directories(main) == []
+    (worktree / ".git").write_text("not a gitdir line\n")
+    assert build_root.git_directories(worktree) == []
+    assert build_root.git_directories(tmp_path / "no-checkout") == []
