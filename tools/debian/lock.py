@@ -40,7 +40,8 @@ import yaml
 from debian.deb822 import Packages, PkgRelation, Release
 from debian.debian_support import Version
 
-from tools.tarball import write_atomically
+from tools import cli
+from tools.atomic_file import write_atomically
 
 # The archive table (archives.json beside this file) maps a manifest's `archive` to the environment variable
 # holding its mirror base URL, and names the snapshot service's variable and layout.
@@ -819,22 +820,16 @@ def archive_reader(args: argparse.Namespace) -> ArchiveReader:
     return ArchiveReader(workspace_path(args.keyring), IndexCache(cache_dir), snapshot)
 
 
+@cli.tool("lock", LockError, note="no lock was written")
 def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     args = parse_args(argv)
-    try:
-        pairs = manifest_lock_pairs(args)
-        reader = archive_reader(args)
-        # Every lock is computed before any is written, so an error leaves all lockfiles as they were.
-        locks = [(path, build_lock(load_manifest(manifest), reader)) for manifest, path in pairs]
-        for path, lock in locks:
-            write_lock(path, lock)
-    except LockError as error:
-        log(f"error: {error}")
-        return 1
-    except KeyboardInterrupt:
-        log("error: interrupted; no lock was written")
-        return 130
+    pairs = manifest_lock_pairs(args)
+    reader = archive_reader(args)
+    # Every lock is computed before any is written, so an error leaves all lockfiles as they were.
+    locks = [(path, build_lock(load_manifest(manifest), reader)) for manifest, path in pairs]
+    for path, lock in locks:
+        write_lock(path, lock)
     total = sum(len(lock["packages"]) for _, lock in locks)
     log(f"locked {total} packages in {time.monotonic() - started:.1f} s")
     return 0

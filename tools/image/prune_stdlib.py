@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
+from tools import cli
 from tools.tarball import COMPRESSIONS, Layer, decompress, iter_members, normalize_path
 
 GLOB_CHARS = frozenset("*?[")
@@ -162,15 +163,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def prune_file(path: Path, patterns: list[str]) -> tuple[Layer, list[Removal], int]:
+    """The layer in `path` with `patterns` pruned, what was removed, and its content size before; a PruneError names `path`."""
+    try:
+        layer = read_layer_keeping_owners(path)
+        size_before = content_bytes(layer)
+        return layer, prune(layer, patterns), size_before
+    except PruneError as error:
+        raise PruneError(f"in {path}:\n{error}") from None
+
+
+@cli.tool("prune_stdlib", PruneError)
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        layer = read_layer_keeping_owners(args.input)
-        size_before = content_bytes(layer)
-        removals = prune(layer, args.remove)
-    except PruneError as error:
-        print(f"prune_stdlib: error in {args.input}:\n{error}", file=sys.stderr)
-        return 1
+    layer, removals, size_before = prune_file(args.input, args.remove)
     for link in dangling_symlinks(layer, removals):
         print(f"prune_stdlib: warning: symlink now points at a removed path: {link}", file=sys.stderr)
     layer.write(args.output, args.compression)
