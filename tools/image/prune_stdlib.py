@@ -4,7 +4,7 @@ Each --remove is a path relative to the image root (a file, or a directory with 
 an fnmatch pattern on the normalized path, for names that carry the architecture, e.g.
 usr/lib/python3.9/lib-dynload/_tkinter.*.so (as in fnmatch, "*" also matches "/"). Every one of them must match something: when a Debian
 package changes and a listed path is gone, the tool fails naming all of them and writes nothing, so the
-prune list cannot silently stop pruning.
+prune list cannot silently stop pruning. What the images prune, and why: README.md, "The pruned standard library".
 """
 
 from __future__ import annotations

@@ -38,8 +38,7 @@ def _architecture_attr():
 def _layers_attr(doc):
     return attr.label_list(allow_files = [".tar", ".tar.gz", ".tar.zst"], mandatory = True, doc = doc)
 
-# The stdlib parts a server image has no use for: GUI toolkits (no display), the IDE, the 2to3 tooling
-# removed upstream in 3.13, and ensurepip (images install packages at build time, not in the container).
+# The stdlib parts a server image has no use for; why each goes: README.md, "The pruned standard library".
 DEFAULT_PRUNED = [
     "usr/lib/python*/idlelib",
     "usr/lib/python*/ensurepip",
