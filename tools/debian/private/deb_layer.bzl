@@ -20,10 +20,40 @@ def _deb_layer_impl(ctx):
     )
     return [DefaultInfo(files = depset([out]))]
 
+_DEB_LAYER_DOC = """One deterministic tar layer holding the contents of some .debs: `NAME.tar.gz` (or `.tar.zst`).
+
+Behavior
+========
+
+The .debs are unpacked in order (a later one wins on an equal path) by tools/debian/deb_to_layer.py, the way
+distroless installs packages: no maintainer script runs. What dpkg would record goes to
+`/var/lib/dpkg/status.d/<package>` and `<package>.md5sums`, so image scanners find the packages. Files keep
+the mtime their .deb records; documentation, man and info pages are dropped unless `keep_docs`, copyright
+files always stay. With `merged_usr`, `/bin`, `/sbin` and `/lib*` move under `/usr` and become symlinks.
+A .deb that cannot be read, or a member that cannot be kept (a device, a set-id file not owned by root), is
+an error naming the .deb.
+
+Usage
+=====
+
+Take the .debs from a release's hub (`@<release>//<arch>:<package>`); deb_closure lists a package group
+with everything it depends on.
+
+Examples
+========
+
+```starlark
+deb_layer(
+    name = "3.13_amd64_system_debs",
+    debs = ["@trixie//amd64:libc6", "@trixie//amd64:dash"],
+    merged_usr = True,
+)
+```
+"""
+
 deb_layer = rule(
     implementation = _deb_layer_impl,
-    doc = """One deterministic tar layer holding the contents of some .debs, plus the
-/var/lib/dpkg/status.d/<package> and .md5sums files vulnerability scanners read.""",
+    doc = _DEB_LAYER_DOC,
     attrs = {
         "debs": attr.label_list(allow_files = [".deb"], mandatory = True, doc = "The .deb files, in the order they are unpacked."),
         "compression": attr.string(default = "gzip", values = ["gzip", "zstd"], doc = "Layer compression."),
