@@ -1,5 +1,7 @@
 """oci_image and oci_image_index: OCI image layouts written by tools/oci/oci_layout.py."""
 
+load("//tools/private:docs.bzl", "rule_doc")
+
 def _key_values(flag, pairs):
     return [("%s=%s=%s" % (flag, key, value)) for key, value in sorted(pairs.items())]
 
@@ -40,26 +42,20 @@ def _oci_image_impl(ctx):
     )
     return [DefaultInfo(files = depset([out]), runfiles = ctx.runfiles(files = [out]))]
 
-_IMAGE_DOC = """An OCI image layout directory (oci-layout, index.json, blobs/sha256/...) of one image, built
-from tar layers by tools/oci/oci_layout.py.
-
-Behavior
-========
-
+_IMAGE_DOC = rule_doc(
+    summary = """An OCI image layout directory (oci-layout, index.json, blobs/sha256/...) of one image, built
+from tar layers by tools/oci/oci_layout.py.""",
+    behavior = """
 The image is `base`'s layers (if any) followed by `tars`, each stored as it is (plain, gzip or zstd: the
 media type follows the compression). The config starts from the base's: `env` and `labels` are merged over
 it by name, `entrypoint` without `cmd` clears the base's cmd, and the platform is the base's unless given
 (asking for another platform than the base's is an error). Everything is written canonically with a fixed
 `created` time, so the same inputs give the same digests on any machine.
-
-Usage
-=====
-
+""",
+    usage = """
 Build it; give it to oci_image_index, oci_load, oci_push or container_structure_test.
-
-Examples
-========
-
+""",
+    examples = """
 ```starlark
 oci_image(
     name = "app_amd64",
@@ -69,7 +65,8 @@ oci_image(
     env = {"PYTHONPATH": "/app"},
 )
 ```
-"""
+""",
+)
 
 oci_image = rule(
     implementation = _oci_image_impl,
@@ -109,30 +106,25 @@ def _oci_image_index_impl(ctx):
     )
     return [DefaultInfo(files = depset([out]), runfiles = ctx.runfiles(files = [out]))]
 
-_INDEX_DOC = """A multi-platform OCI image index layout over per-architecture oci_image targets.
-
-Behavior
-========
-
+_INDEX_DOC = rule_doc(
+    summary = """A multi-platform OCI image index layout over per-architecture oci_image targets.""",
+    behavior = """
 `index.json` points at one nested image index, which lists each image's manifest with the platform read
 from its config (as rules_oci's oci_image_index does). The images' blobs are copied in, checked against
 their digests.
-
-Usage
-=====
-
+""",
+    usage = """
 Build it; push it with oci_push, and a client pulls the image for its own platform.
-
-Examples
-========
-
+""",
+    examples = """
 ```starlark
 oci_image_index(
     name = "app",
     images = [":app_amd64", ":app_arm64"],
 )
 ```
-"""
+""",
+)
 
 oci_image_index = rule(
     implementation = _oci_image_index_impl,

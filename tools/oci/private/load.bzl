@@ -1,25 +1,20 @@
 """oci_load: `bazel run` loads an image into the local Docker engine under its tags."""
 
+load("//tools/private:docs.bzl", "rule_doc")
 load("//tools/private:launcher.bzl", "expand_launcher", "launcher_attr")
 
-_DOC = """Writes a docker-archive tarball of an image (what `docker load` reads); `bazel run` loads it.
-
-Behavior
-========
-
+_DOC = rule_doc(
+    summary = """Writes a docker-archive tarball of an image (what `docker load` reads); `bazel run` loads it.""",
+    behavior = """
 Building the target writes `NAME.tar`: the image's config and layers as `docker save` would write them,
 with `repo_tags` in its manifest, deterministic like every tar this project writes. zstd layers are
 stored decompressed, since Docker before 23 loads only gzip or plain ones. Running the target calls
 `docker load --input NAME.tar`; Docker's CLI picks the engine (`DOCKER_HOST`, else its default socket).
-
-Usage
-=====
-
+""",
+    usage = """
 Flags after `--` go to `docker load`, e.g. `bazel run //python:3.13_load -- --quiet`.
-
-Examples
-========
-
+""",
+    examples = """
 ```starlark
 oci_load(
     name = "load",
@@ -29,7 +24,8 @@ oci_load(
 ```
 
 `bazel run //:load`, then `docker run --rm distroless/python:3.13 -c 'print(1)'`.
-"""
+""",
+)
 
 def _oci_load_impl(ctx):
     archive = ctx.actions.declare_file(ctx.label.name + ".tar")

@@ -1,13 +1,12 @@
 """oci_push and oci_push_all: executables that push OCI layouts with crane (tools/oci/push.py), and sign
 them and attach their attestations with cosign when given a key."""
 
+load("//tools/private:docs.bzl", "rule_doc")
 load("//tools/private:launcher.bzl", "expand_launcher", "launcher_attr")
 
-_PUSH_DOC = """Pushes an oci_image or oci_image_index to a registry: `bazel run` it.
-
-Behavior
-========
-
+_PUSH_DOC = rule_doc(
+    summary = """Pushes an oci_image or oci_image_index to a registry: `bazel run` it.""",
+    behavior = """
 The image (or index) is pushed by digest first, every blob and manifest in it, and only then are the tags
 set, one after the other, with crane (tools/oci/push.py). A tag therefore only ever names an image the
 registry holds completely; an interrupted push changes no tag and can be run again (blobs the registry
@@ -17,20 +16,16 @@ With a cosign key (`--key`, or `COSIGN_KEY` with its password in `COSIGN_PASSWOR
 image in it are signed by digest, and the `sboms` and `provenances` are attached to their images (and to
 the index) as cosign attestations, before any tag moves. Nothing goes to a transparency log.
 Credentials come from the user's docker config, as crane and cosign read them.
-
-Usage
-=====
-
+""",
+    usage = """
 Flags after `--` come after the rule's own, so they replace its values:
 
 1. `-r/--repository REGISTRY/REPOSITORY` replaces `repository` (needed when it is not set), e.g.
    `bazel run //python:3.13_push -- --repository 127.0.0.1:5000/distroless/python`.
 2. `-t/--tag TAG` (repeatable) replaces `remote_tags`.
 3. `--key cosign.key` signs and attests.
-
-Examples
-========
-
+""",
+    examples = """
 ```starlark
 oci_push(
     name = "push",
@@ -41,25 +36,20 @@ oci_push(
     sboms = [":image_amd64_sbom", ":image_arm64_sbom"],
 )
 ```
-"""
+""",
+)
 
-_PUSH_ALL_DOC = """Pushes several images in one `bazel run`, each to REPOSITORY/NAME:TAG.
-
-Behavior
-========
-
+_PUSH_ALL_DOC = rule_doc(
+    summary = """Pushes several images in one `bazel run`, each to REPOSITORY/NAME:TAG.""",
+    behavior = """
 Each image is pushed as oci_push pushes one: by digest first, tags last, signed and attested with `--key`
 (the attestations are those of the `attestations` oci_push targets).
-
-Usage
-=====
-
+""",
+    usage = """
 REPOSITORY is given at run time, `-- --repository REGISTRY/PREFIX`, or by the `DISTROLESS_REPOSITORY`
 environment variable; `--key` as for oci_push.
-
-Examples
-========
-
+""",
+    examples = """
 ```starlark
 oci_push_all(
     name = "push",
@@ -72,7 +62,8 @@ oci_push_all(
 ```
 
 `bazel run //:push -- --repository 127.0.0.1:5000/distroless`.
-"""
+""",
+)
 
 OciAttestationsInfo = provider(
     doc = "The attestations an oci_push attaches, for oci_push_all to attach too.",

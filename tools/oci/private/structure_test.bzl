@@ -1,12 +1,11 @@
 """container_structure_test: runs the real container-structure-test binary against an OCI layout."""
 
+load("//tools/private:docs.bzl", "rule_doc")
 load("//tools/private:launcher.bzl", "expand_launcher", "launcher_attr")
 
-_DOC = """Tests an image with container-structure-test (`--image-from-oci-layout`): `bazel test` it.
-
-Behavior
-========
-
+_DOC = rule_doc(
+    summary = """Tests an image with container-structure-test (`--image-from-oci-layout`): `bazel test` it.""",
+    behavior = """
 The launcher runs tools/oci/structure_test.py, which runs container-structure-test with every config.
 With the `docker` driver, command tests run in a real engine: the one `DOCKER_HOST` names, or else a
 private `dockerd` the test starts as root (its own data root, exec root and socket in a temporary
@@ -14,16 +13,12 @@ directory) and stops. An image of another architecture than the machine's gets i
 namespace with its own binfmt_misc, where qemu runs its programs (tools/oci/binfmt_namespace.py). Without
 root and without `DOCKER_HOST`, the test fails and says so; it never skips. The `tar` driver checks files
 and metadata only. The test never runs on a remote worker (its result may still be cached remotely).
-
-Usage
-=====
-
+""",
+    usage = """
 `bazel test //python:3.13_amd64_test`; with `DOCKER_HOST` set (the project's .bazelrc passes it to tests),
 the test uses that engine instead of starting its own.
-
-Examples
-========
-
+""",
+    examples = """
 ```starlark
 container_structure_test(
     name = "image_test",
@@ -31,7 +26,8 @@ container_structure_test(
     configs = ["tests/python.yaml"],
 )
 ```
-"""
+""",
+)
 
 def _container_structure_test_impl(ctx):
     image = ctx.file.image

@@ -2,6 +2,7 @@
 
 load("//tools/image/private:layers.bzl", "LOCAL_ONLY")
 load("//tools/oci:defs.bzl", "oci_image", "oci_image_index")
+load("//tools/private:docs.bzl", "rule_doc")
 load("//tools/private:launcher.bzl", "expand_launcher", "launcher_attr")
 
 _SITE = "usr/lib/python3/dist-packages"
@@ -40,26 +41,20 @@ def _py_wheels_layer_impl(ctx):
     arguments = ["--site", ctx.attr.site] + [argument for wheel in wheels for argument in ["--wheel", wheel.path]]
     return _layer(ctx, ctx.executable._tool, arguments, wheels, "PyWheelsLayer", "Installing wheels with the image's Python for %{output}")
 
-_WHEELS_LAYER_DOC = """A layer holding wheels installed for one image, by that image's own Python.
-
-Behavior
-========
-
+_WHEELS_LAYER_DOC = rule_doc(
+    summary = """A layer holding wheels installed for one image, by that image's own Python.""",
+    behavior = """
 The image's interpreter, chrooted into `base` (under qemu for another architecture), reports what decides
 whether a wheel fits: version, ABI, machine and glibc. Per project, the best fitting wheel is installed
 as the wheel format says (every file checked against its RECORD; entry points become /usr/bin scripts)
 into `site`, and the image's Python byte-compiles it. Native code must be built for the image's machine.
 A wheel that fits nothing, or a file that fails its RECORD, is an error naming the wheel and the image.
 The result is one deterministic `NAME.tar.gz`.
-
-Usage
-=====
-
+""",
+    usage = """
 Build it, or give it to an oci_image's `tars`; py_app_image makes one per architecture.
-
-Examples
-========
-
+""",
+    examples = """
 ```starlark
 py_wheels_layer(
     name = "requirements_amd64",
@@ -67,7 +62,8 @@ py_wheels_layer(
     wheels = ["@hello_service_wheels//:amd64"],
 )
 ```
-"""
+""",
+)
 
 py_wheels_layer = rule(
     implementation = _py_wheels_layer_impl,
@@ -94,25 +90,19 @@ def _py_app_layer_impl(ctx):
         arguments += ["--file", "%s=%s" % (src.path, path[len(strip) + 1:] if strip else path)]
     return _layer(ctx, ctx.executable._tool, arguments, ctx.files.srcs + ctx.files.layers, "PyAppLayer", "Adding the app and compiling it with the image's Python for %{output}")
 
-_APP_LAYER_DOC = """A layer holding an application's files under `directory` (/app), with the .pyc files the
-image's own Python compiled.
-
-Behavior
-========
-
+_APP_LAYER_DOC = rule_doc(
+    summary = """A layer holding an application's files under `directory` (/app), with the .pyc files the
+image's own Python compiled.""",
+    behavior = """
 Each file keeps its path below `strip_prefix` (default: the declaring package). The image's interpreter,
 chrooted into `base` plus `layers` (e.g. the installed requirements, so nothing shadows them), byte-compiles
 the Python files, deterministically (unchecked-hash), as the stdlib is. Executable sources stay 0755,
 everything else is 0644.
-
-Usage
-=====
-
+""",
+    usage = """
 Build it, or give it to an oci_image's `tars`; py_app_image makes one per architecture.
-
-Examples
-========
-
+""",
+    examples = """
 ```starlark
 py_app_layer(
     name = "app_amd64",
@@ -121,7 +111,8 @@ py_app_layer(
     layers = [":requirements_amd64"],
 )
 ```
-"""
+""",
+)
 
 py_app_layer = rule(
     implementation = _py_app_layer_impl,
@@ -154,25 +145,19 @@ def _py_requirements_lock_impl(ctx):
     runfiles = ctx.runfiles(files = [ctx.file.requirements]).merge(ctx.attr._tool[DefaultInfo].default_runfiles)
     return [DefaultInfo(executable = launcher, runfiles = runfiles)]
 
-_REQUIREMENTS_LOCK_DOC = """(Re)writes a requirements lock: `bazel run` it.
-
-Behavior
-========
-
+_REQUIREMENTS_LOCK_DOC = rule_doc(
+    summary = """(Re)writes a requirements lock: `bazel run` it.""",
+    behavior = """
 For each NAME==VERSION in `requirements` (dependencies included: nothing is resolved), tools/python/lock.py
 reads the project's page on the configured index (PIP_INDEX_URL, pip's configuration, or pip's default)
 and writes, per architecture, the sha256 of the best wheel for the images' Python and glibc, as
 `--hash` lines. A requirement without a fitting wheel is an error; the lock is then left as it was.
-
-Usage
-=====
-
+""",
+    usage = """
 `tools/bazel run //examples/hello_service:requirements.update` writes `lock_path` in the workspace; flags
 after `--` come after the rule's own.
-
-Examples
-========
-
+""",
+    examples = """
 ```starlark
 py_requirements_lock(
     name = "requirements.update",
@@ -181,7 +166,8 @@ py_requirements_lock(
     glibc = "2.41",  # trixie's, the glibc of //python:3.13
 )
 ```
-"""
+""",
+)
 
 py_requirements_lock = rule(
     implementation = _py_requirements_lock_impl,
