@@ -20,10 +20,8 @@ def _python(distribution, version, merged_usr, experimental = False, archs = ["a
         archs = archs,
         experimental = experimental,
         merged_usr = merged_usr,
-        # Of the parts we prune (idlelib, ensurepip, lib2to3 and 2to3, tkinter, turtle, turtledemo), Debian's
-        # libpythonX.Y-stdlib ships only turtle.py: it splits the rest into packages the image leaves out
-        # (idle-pythonX.Y, python3-lib2to3, python3-tk, pythonX.Y-venv, pythonX.Y-examples). The structure
-        # tests check that none of them imports; the prune rule fails if turtle.py goes missing.
+        # Only turtle.py: Debian ships the rest of what a server image has no use for in packages the image
+        # leaves out. Why each part goes: README.md, "The pruned standard library".
         pruned = ["usr/lib/%s/turtle.py" % python],
     )
 

@@ -459,6 +459,8 @@ def system_bazelrc(layout: CacheLayout, project_modules: set[str]) -> str:
 
 
 def write_if_changed(path: Path, content: str) -> None:
+    # tools/atomic_file.py's job, done here again: tools/bazel runs this file as a script with the machine's
+    # python3, where the `tools` package is not importable (so are tools/cli.py and tools/architectures.py).
     if path.exists() and path.read_text() == content:
         return
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,17 +10,20 @@ gets GENERATED_MTIME. Either way the time comes from the inputs, never from the 
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
-import os
+import lzma
 import posixpath
 import shutil
 import subprocess
 import tarfile
-import tempfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
+
+from tools.atomic_file import write_atomically
 
 # The one modification time of every file, directory and link the build generates (base files, caches,
 # status.d entries, parent directories the writer adds, ...): 1980-01-02T00:00:00Z. Not the Unix epoch,
@@ -183,19 +186,58 @@ def compress(data: bytes, compression: str) -> bytes:
     raise ValueError(f"unknown compression {compression!r}; use one of {', '.join(COMPRESSIONS)}")
 
 
-def decompress(data: bytes) -> bytes:
-    """Undoes `compress`, recognising the format by its magic bytes (plain tar passes through)."""
-    if data[:2] == b"\x1f\x8b":
-        return gzip.decompress(data)
-    if data[:4] == b"\x28\xb5\x2f\xfd":
-        return _run_zstd(["-d", "-q", "-c"], data)
-    return data
+class CompressionError(Exception):
+    """Data that does not decompress (truncated, corrupt, or not what its name says), or no zstd to run."""
+
+
+# The compressions this project reads, by their magic bytes: a layer's (gzip, zstd; "none" is a plain tar),
+# and the ones dpkg-deb may also use for a .deb's control.tar and data.tar (xz, bzip2).
+MAGIC = {
+    "gzip": b"\x1f\x8b",
+    "zstd": b"\x28\xb5\x2f\xfd",
+    "xz": b"\xfd7zXZ\x00",
+    "bzip2": b"BZh",
+}
+_DECOMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": gzip.decompress,
+    "zstd": lambda data: _run_zstd(["-d", "-q", "-c"], data),
+    "xz": lzma.decompress,
+    "bzip2": bz2.decompress,
+    "none": lambda data: data,
+}
+
+
+def compression_of(data: bytes) -> str:
+    """A layer's compression by its magic bytes: "gzip", "zstd", or "none" (a plain tar, or anything else)."""
+    for compression in COMPRESSIONS:
+        if compression in MAGIC and data.startswith(MAGIC[compression]):
+            return compression
+    return "none"
+
+
+def decompress(data: bytes, compression: str | None = None) -> bytes:
+    """Undoes `compress`; `compression` (one of MAGIC, or "none") defaults to what `compression_of` finds.
+
+    Raises CompressionError when the data does not start with the named compression's magic bytes or does
+    not decompress.
+    """
+    compression = compression_of(data) if compression is None else compression
+    if compression != "none" and not data.startswith(MAGIC[compression]):
+        raise CompressionError(f"not {compression} data (it does not start with the magic bytes of {compression})")
+    try:
+        return _DECOMPRESSORS[compression](data)
+    except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as error:
+        raise CompressionError(f"cannot decompress {compression} data (truncated or corrupt): {error}") from None
 
 
 def _run_zstd(args: list[str], data: bytes) -> bytes:
+    """Runs zstd, keeping its complaint for the error message instead of letting it print."""
     if not shutil.which("zstd"):
-        raise RuntimeError("zstd is not installed; it is part of the build root (tools/build_root.packages)")
-    return subprocess.run(["zstd", *args], input=data, stdout=subprocess.PIPE, check=True).stdout
+        raise CompressionError("zstd is not installed; it is part of the build root (tools/build_root.packages)")
+    result = subprocess.run(["zstd", *args], input=data, capture_output=True)
+    if result.returncode != 0:
+        raise ValueError(f"zstd: {result.stderr.decode('utf-8', 'replace').strip()}")
+    return result.stdout
 
 
 def read_layer(path: Path) -> Layer:
@@ -216,17 +258,3 @@ def iter_members(fileobj: BinaryIO) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
                 assert extracted is not None
                 data = extracted.read()
             yield info, data
-
-
-def write_atomically(out: Path, data: bytes) -> None:
-    """Writes `data` to `out` through a temporary file in the same directory, so `out` is never partial."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        os.unlink(tmp)
-        raise

@@ -12,48 +12,27 @@ entries and merged-/usr symlinks, which the build writes, get tarball.GENERATED_
 from __future__ import annotations
 
 import argparse
-import bz2
-import gzip
 import io
-import lzma
 import re
 import stat
-import subprocess
-import sys
 import tarfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 from debian.deb822 import Deb822
 
-from tools import tarball
+from tools import cli, tarball
 
 AR_MAGIC = b"!<arch>\n"
 AR_HEADER_SIZE = 60
 AR_HEADER_END = b"`\n"
 
 
-def zstd_decompress(data: bytes) -> bytes:
-    """Runs `zstd -d`, keeping its complaint for the error message instead of letting it print."""
-    result = subprocess.run(["zstd", "-d", "-q", "-c"], input=data, capture_output=True)
-    if result.returncode != 0:
-        raise ValueError(result.stderr.decode("utf-8", "replace").strip())
-    return result.stdout
-
-
-# Compressions dpkg-deb writes for control.tar and data.tar, by member name suffix, with their magic bytes.
-MEMBER_COMPRESSIONS: dict[str, tuple[bytes, Callable[[bytes], bytes]]] = {
-    "": (b"", lambda data: data),
-    ".gz": (b"\x1f\x8b", gzip.decompress),
-    ".zst": (b"\x28\xb5\x2f\xfd", zstd_decompress),
-    ".xz": (b"\xfd7zXZ\x00", lzma.decompress),
-    ".bz2": (b"BZh", bz2.decompress),
-}
+# Compressions dpkg-deb writes for control.tar and data.tar, by member name suffix (tarball.MAGIC has their magic).
+MEMBER_COMPRESSIONS = {"": "none", ".gz": "gzip", ".zst": "zstd", ".xz": "xz", ".bz2": "bzip2"}
 CONTROL_COMPRESSIONS = ("", ".gz", ".xz", ".zst")
 DATA_COMPRESSIONS = ("", ".gz", ".xz", ".zst", ".bz2")
-DECOMPRESSION_ERRORS = (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError)
 
 STATUS_DIR = "var/lib/dpkg/status.d"
 INSTALLED_STATUS = "install ok installed"
@@ -120,14 +99,10 @@ def tar_member(path: Path, members: dict[str, bytes], base: str, suffixes: Seque
     suffix = name[len(base) :]
     if suffix not in suffixes:
         raise DebError(f"{path}: {name}: unsupported compression (expected {base}{{{','.join(suffixes)}}})")
-    magic, decompress = MEMBER_COMPRESSIONS[suffix]
-    data = members[name]
-    if not data.startswith(magic):
-        raise DebError(f"{path}: {name}: contents do not start with the magic bytes of {suffix or 'tar'}")
     try:
-        return decompress(data)
-    except DECOMPRESSION_ERRORS as error:
-        raise DebError(f"{path}: {name}: cannot decompress (truncated or corrupt): {error}") from None
+        return tarball.decompress(members[name], MEMBER_COMPRESSIONS[suffix])
+    except tarball.CompressionError as error:
+        raise DebError(f"{path}: {name}: {error}") from None
 
 
 def read_deb(path: Path) -> Deb:
@@ -325,16 +300,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@cli.tool("deb_to_layer", DebError)
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        layer = build_layer(args.debs, merged_usr=args.merged_usr, keep_docs=args.keep_docs)
-    except DebError as error:
-        print(f"deb_to_layer: error: {error}", file=sys.stderr)
-        return 1
+    layer = build_layer(args.debs, merged_usr=args.merged_usr, keep_docs=args.keep_docs)
     layer.write(args.output, args.compression)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

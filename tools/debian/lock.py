@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import email.utils
-import gzip
 import hashlib
 import json
-import lzma
 import operator
 import os
 import re
@@ -40,7 +38,8 @@ import yaml
 from debian.deb822 import Packages, PkgRelation, Release
 from debian.debian_support import Version
 
-from tools.tarball import write_atomically
+from tools import cli, tarball
+from tools.atomic_file import write_atomically
 
 # The archive table (archives.json beside this file) maps a manifest's `archive` to the environment variable
 # holding its mirror base URL, and names the snapshot service's variable and layout.
@@ -57,10 +56,7 @@ FETCH_TIMEOUT_S = 60
 FETCH_ATTEMPTS = 3
 RETRY_DELAY_S = 2.0
 # Preferred first: xz is the smallest index every current Debian suite publishes.
-INDEX_COMPRESSIONS: tuple[tuple[str, Callable[[bytes], bytes]], ...] = (
-    (".xz", lzma.decompress),
-    (".gz", gzip.decompress),
-)
+INDEX_COMPRESSIONS = ((".xz", "xz"), (".gz", "gzip"))  # suffix, tarball.decompress's name
 MANIFEST_KEYS = ("sources", "archs", "groups", "packages", "exclude")
 # Only the fields the resolver and the lockfile use are kept from the (large) Packages indices.
 INDEX_FIELDS = ["Package", "Version", "Filename", "SHA256", "Size", "Pre-Depends", "Depends", "Provides"]
@@ -465,14 +461,15 @@ class ArchiveReader:
     def _packages_index(self, source: Source, release: ReleaseInfo, component: str, arch: str) -> bytes:
         """The decompressed Packages index, downloaded only if the cache lacks a file with the listed SHA256."""
         base = f"{component}/binary-{arch}/Packages"
-        listed = [(base + suffix, unpack) for suffix, unpack in INDEX_COMPRESSIONS if base + suffix in release.files]
+        listed = [(base + suffix, compression) for suffix, compression in INDEX_COMPRESSIONS
+                  if base + suffix in release.files]
         if not listed:
             raise LockError(
                 f"{release.url}/InRelease lists no {base}.xz or .gz; "
                 f"check the manifest's components for {source.label()}"
             )
         missing: list[str] = []
-        for path, unpack in listed:
+        for path, compression in listed:
             sha256, size = release.files[path]
             data = self.cache.get(sha256)
             if data is None:
@@ -482,7 +479,10 @@ class ArchiveReader:
                     missing.append(str(error))
                     continue
                 self.cache.put(sha256, data)
-            return unpack(data)
+            try:
+                return tarball.decompress(data, compression)
+            except tarball.CompressionError as error:
+                raise LockError(f"{release.url}/{path}: {error}") from None
         raise LockError(f"no Packages index for {source.label()} {component}/{arch}: {'; '.join(missing)}")
 
     def _download_verified(self, source: Source, release: ReleaseInfo, path: str) -> bytes:
@@ -819,22 +819,16 @@ def archive_reader(args: argparse.Namespace) -> ArchiveReader:
     return ArchiveReader(workspace_path(args.keyring), IndexCache(cache_dir), snapshot)
 
 
+@cli.tool("lock", LockError, note="no lock was written")
 def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     args = parse_args(argv)
-    try:
-        pairs = manifest_lock_pairs(args)
-        reader = archive_reader(args)
-        # Every lock is computed before any is written, so an error leaves all lockfiles as they were.
-        locks = [(path, build_lock(load_manifest(manifest), reader)) for manifest, path in pairs]
-        for path, lock in locks:
-            write_lock(path, lock)
-    except LockError as error:
-        log(f"error: {error}")
-        return 1
-    except KeyboardInterrupt:
-        log("error: interrupted; no lock was written")
-        return 130
+    pairs = manifest_lock_pairs(args)
+    reader = archive_reader(args)
+    # Every lock is computed before any is written, so an error leaves all lockfiles as they were.
+    locks = [(path, build_lock(load_manifest(manifest), reader)) for manifest, path in pairs]
+    for path, lock in locks:
+        write_lock(path, lock)
     total = sum(len(lock["packages"]) for _, lock in locks)
     log(f"locked {total} packages in {time.monotonic() - started:.1f} s")
     return 0

@@ -16,7 +16,6 @@ import hashlib
 import json
 import posixpath
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -24,7 +23,7 @@ from typing import Sequence
 from debian.copyright import Copyright, Error as CopyrightError
 from debian.deb822 import Deb822
 
-from tools import tarball
+from tools import cli, tarball
 from tools.debian.deb_to_layer import DebError, control_files, read_deb, read_tar
 
 NOASSERTION = "NOASSERTION"
@@ -305,18 +304,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@cli.tool("spdx_sbom", DebError, SbomError)
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        debs = [read_contents(path) for path in args.debs]
-    except (DebError, SbomError) as error:
-        print(f"spdx_sbom: {error}", file=sys.stderr)
-        return 1
+    debs = [read_contents(path) for path in args.debs]
     names = [deb.name for deb in debs]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
-        print(f"spdx_sbom: {', '.join(duplicates)} given more than once", file=sys.stderr)
-        return 1
+        raise SbomError(f"{', '.join(duplicates)} given more than once")
     refs = LicenseRefs()
     packages = describe(debs, refs)
     result = document(args.name, args.architecture, args.distribution, args.image_license, packages, refs)
@@ -325,4 +320,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -29,10 +29,10 @@ from typing import Any, Iterable
 
 from debian.debian_support import Version
 
-from tools import build_root
+from tools import build_root, cli
+from tools.atomic_file import write_atomically
 from tools.debian import lock
 from tools.debian.lock import LockError, Source, log
-from tools.tarball import write_atomically
 
 CVE_PATTERN = re.compile(r"\bCVE-\d{4}-\d{4,}\b")
 # "python3.13 (3.13.5-2+deb13u1) trixie-security; urgency=medium"
@@ -332,16 +332,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+@cli.tool("update", LockError, note="nothing was written")
 def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
-    try:
-        code = run(parse_args(sys.argv[1:] if argv is None else argv))
-    except LockError as error:
-        log(f"error: {error}; nothing was written")
-        return 1
-    except KeyboardInterrupt:
-        log("error: interrupted; nothing was written")
-        return 130
+    code = run(parse_args(sys.argv[1:] if argv is None else argv))
     log(f"done in {time.monotonic() - started:.1f} s")
     return code
 

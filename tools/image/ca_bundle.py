@@ -10,11 +10,10 @@ bundle without SSL_CERT_FILE.
 from __future__ import annotations
 
 import argparse
-import sys
 import tarfile
 from pathlib import Path
 
-from tools import tarball
+from tools import cli, tarball
 
 CERTIFICATES = "usr/share/ca-certificates"
 BUNDLE = "etc/ssl/certs/ca-certificates.crt"
@@ -45,19 +44,16 @@ def bundle_layer(layers: list[Path]) -> tarball.Layer:
     return out
 
 
+@cli.tool("ca_bundle", CaBundleError)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layer", type=Path, action="append", required=True, help="layer holding ca-certificates")
     parser.add_argument("--output", type=Path, required=True, help="layer to write")
     parser.add_argument("--compression", choices=tarball.COMPRESSIONS, default="gzip")
     args = parser.parse_args(argv)
-    try:
-        bundle_layer(args.layer).write(args.output, args.compression)
-    except CaBundleError as error:
-        print(f"ca_bundle: {error}", file=sys.stderr)
-        return 1
+    bundle_layer(args.layer).write(args.output, args.compression)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

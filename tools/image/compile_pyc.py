@@ -38,6 +38,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools import cli
 from tools.image.chroot import (
     ChrootError,
     add_image_args,
@@ -184,14 +185,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@cli.tool("compile_pyc", CompilePycError, ChrootError, UnpackError)
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        emulator = select_emulator(args.architecture, args.emulator)
-        layer, result = compile_layers(args.layer, args.python, args.stdlib, emulator)
-    except (CompilePycError, ChrootError, UnpackError) as error:
-        print(f"compile_pyc: error: {error}", file=sys.stderr)
-        return 1
+    emulator = select_emulator(args.architecture, args.emulator)
+    layer, result = compile_layers(args.layer, args.python, args.stdlib, emulator)
     for path, message in result.tolerated_failures:
         print(f"compile_pyc: note: not compiled (test data): {path}: {message}", file=sys.stderr)
     layer.write(args.output, args.compression)

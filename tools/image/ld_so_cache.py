@@ -16,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tools import cli
 from tools.image.chroot import (
     ChrootError,
     add_image_args,
@@ -74,13 +75,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@cli.tool("ld_so_cache", LdSoCacheError, ChrootError, UnpackError)
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        layer = cache_layer(args.layer, select_emulator(args.architecture, args.emulator))
-    except (LdSoCacheError, ChrootError, UnpackError) as error:
-        print(f"ld_so_cache: error: {error}", file=sys.stderr)
-        return 1
+    layer = cache_layer(args.layer, select_emulator(args.architecture, args.emulator))
     layer.write(args.output, args.compression)
     print(f"ld_so_cache: wrote /{CACHE} ({len(layer.entries[CACHE].data)} bytes)")
     return 0

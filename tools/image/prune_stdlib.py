@@ -4,7 +4,7 @@ Each --remove is a path relative to the image root (a file, or a directory with 
 an fnmatch pattern on the normalized path, for names that carry the architecture, e.g.
 usr/lib/python3.9/lib-dynload/_tkinter.*.so (as in fnmatch, "*" also matches "/"). Every one of them must match something: when a Debian
 package changes and a listed path is gone, the tool fails naming all of them and writes nothing, so the
-prune list cannot silently stop pruning.
+prune list cannot silently stop pruning. What the images prune, and why: README.md, "The pruned standard library".
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
+from tools import cli
 from tools.tarball import COMPRESSIONS, Layer, decompress, iter_members, normalize_path
 
 GLOB_CHARS = frozenset("*?[")
@@ -162,15 +163,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def prune_file(path: Path, patterns: list[str]) -> tuple[Layer, list[Removal], int]:
+    """The layer in `path` with `patterns` pruned, what was removed, and its content size before; a PruneError names `path`."""
+    try:
+        layer = read_layer_keeping_owners(path)
+        size_before = content_bytes(layer)
+        return layer, prune(layer, patterns), size_before
+    except PruneError as error:
+        raise PruneError(f"in {path}:\n{error}") from None
+
+
+@cli.tool("prune_stdlib", PruneError)
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        layer = read_layer_keeping_owners(args.input)
-        size_before = content_bytes(layer)
-        removals = prune(layer, args.remove)
-    except PruneError as error:
-        print(f"prune_stdlib: error in {args.input}:\n{error}", file=sys.stderr)
-        return 1
+    layer, removals, size_before = prune_file(args.input, args.remove)
     for link in dangling_symlinks(layer, removals):
         print(f"prune_stdlib: warning: symlink now points at a removed path: {link}", file=sys.stderr)
     layer.write(args.output, args.compression)

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import IO, Sequence
 
+from tools import cli
 from tools.architectures import ARCHITECTURES
 
 # ELF header bytes that identify a little-endian 64-bit executable or shared object for each architecture,
@@ -209,6 +210,7 @@ def supervise(command: Sequence[str], lifeline: int) -> int:
                 return os.waitstatus_to_exitcode(status)
 
 
+@cli.tool("binfmt_namespace", NamespaceError)
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--emulator", type=Path, required=True, help="static qemu user-mode emulator")
@@ -222,17 +224,14 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"later mounts one per user namespace, kernel {os.uname().release})", file=sys.stderr)
         return UNSUPPORTED_EXIT
     if failure:
-        print(f"binfmt_namespace: mounting binfmt_misc on {args.binfmt_dir} failed: {os.strerror(failure)}",
-              file=sys.stderr)
-        return 1
+        raise NamespaceError(f"mounting binfmt_misc on {args.binfmt_dir} failed: {os.strerror(failure)}")
     try:
         register(args.binfmt_dir, args.architecture, args.emulator)
     except (OSError, NamespaceError) as error:
-        print(f"binfmt_namespace: registering {args.emulator} failed: {error}", file=sys.stderr)
-        return 1
+        raise NamespaceError(f"registering {args.emulator} failed: {error}") from None
     sys.stdout.flush()
     return supervise(args.command, LIFELINE_FD)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

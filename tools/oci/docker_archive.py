@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
-from tools import tarball
+from tools import cli, tarball
 from tools.oci.layout import (
     Image,
     Layout,
     LayoutError,
     Platform,
     canonical_json,
-    compression_of,
     digest_hex,
     sha256_digest,
     uncompressed_tar,
@@ -54,7 +52,7 @@ def select_image(layout: Layout, platform: Platform | None) -> Image:
 
 def archive_layer(image: Image, desc: dict[str, Any]) -> bytes:
     data = image.layout.read_blob(desc)
-    if compression_of(data) == "zstd":
+    if tarball.compression_of(data) == "zstd":
         # Docker 20.10's `docker load` decompresses gzip layers itself but not zstd (that came in
         # Docker 23), so zstd layers are stored as plain tars; their diff_ids stay the same.
         return uncompressed_tar(data, f"layer {desc['digest']}")
@@ -85,17 +83,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@cli.tool("docker_archive", LayoutError)
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        tags = [check_tag(tag) for tag in args.tag]
-        platform = Platform.parse(args.platform) if args.platform else None
-        image = select_image(Layout(Path(args.layout)), platform)
-        # Layer.write gives the archive the project's tar conventions: sorted, fixed mtime, root-owned.
-        docker_archive(image, tags).write(Path(args.output), compression="none")
-    except LayoutError as error:
-        print(f"docker_archive: error: {error}", file=sys.stderr)
-        return 1
+    tags = [check_tag(tag) for tag in args.tag]
+    platform = Platform.parse(args.platform) if args.platform else None
+    image = select_image(Layout(Path(args.layout)), platform)
+    # Layer.write gives the archive the project's tar conventions: sorted, fixed mtime, root-owned.
+    docker_archive(image, tags).write(Path(args.output), compression="none")
     return 0
 
 

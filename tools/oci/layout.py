@@ -11,17 +11,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
-import subprocess
 import tarfile
-import tempfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
 from tools import tarball
+from tools.atomic_file import atomic_writer, write_atomically
 
 OCI_LAYOUT_FILE = "oci-layout"
 INDEX_FILE = "index.json"
@@ -74,20 +71,11 @@ def descriptor(media_type: str, data: bytes) -> dict[str, Any]:
     return {"mediaType": media_type, "digest": sha256_digest(data), "size": len(data)}
 
 
-def compression_of(data: bytes) -> str:
-    """Returns "gzip", "zstd" or "none", by the magic bytes `tarball.decompress` also recognises."""
-    if data[:2] == b"\x1f\x8b":
-        return "gzip"
-    if data[:4] == b"\x28\xb5\x2f\xfd":
-        return "zstd"
-    return "none"
-
-
 def uncompressed_tar(data: bytes, what: str) -> bytes:
     """Decompresses a layer and checks that the result is a tar archive."""
     try:
         tar = tarball.decompress(data)
-    except (OSError, EOFError, zlib.error, RuntimeError, subprocess.CalledProcessError) as error:
+    except tarball.CompressionError as error:
         raise LayoutError(f"{what}: cannot decompress: {error}") from None
     try:
         # Opening reads the first header, which is enough to reject a file that is no tar at all.
@@ -243,7 +231,7 @@ class Layout:
         digest = sha256_digest(data)
         path = self.blob_path(digest)
         if not path.exists():
-            tarball.write_atomically(path, data)
+            write_atomically(path, data)
         return digest
 
     def copy_blob(self, source: Layout, desc: dict[str, Any]) -> None:
@@ -251,25 +239,17 @@ class Layout:
         target = self.blob_path(desc.get("digest"))
         if target.exists():
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                actual, size = _copy_and_digest(source.blob_path(desc["digest"]), out, desc["digest"])
+        with atomic_writer(target) as out:
+            actual, size = _copy_and_digest(source.blob_path(desc["digest"]), out, desc["digest"])
             if size != desc.get("size") or actual != desc["digest"]:
                 raise LayoutError(f"{source.root}: blob {desc['digest']} does not match its descriptor (size, digest)")
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        except BaseException:
-            os.unlink(tmp)
-            raise
 
     def write_index(self, manifests: list[dict[str, Any]]) -> None:
         """Writes `oci-layout`, then `index.json` last, so a layout with an index is a complete one."""
         oci_layout = {"imageLayoutVersion": OCI_LAYOUT_VERSION}
-        tarball.write_atomically(self.root / OCI_LAYOUT_FILE, canonical_json(oci_layout))
+        write_atomically(self.root / OCI_LAYOUT_FILE, canonical_json(oci_layout))
         index = {"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": manifests}
-        tarball.write_atomically(self.root / INDEX_FILE, canonical_json(index))
+        write_atomically(self.root / INDEX_FILE, canonical_json(index))
 
 
 def _digest(like: str, data: bytes) -> str:

@@ -24,12 +24,12 @@ import argparse
 import copy
 import json
 import re
-import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tools import cli, tarball
 from tools.oci.layout import (
     CONFIG_MEDIA_TYPE,
     DOCKER_LAYER_MEDIA_TYPES,
@@ -40,7 +40,6 @@ from tools.oci.layout import (
     Layout,
     LayoutError,
     canonical_json,
-    compression_of,
     descriptor,
     descriptor_platform,
     parse_key_value,
@@ -74,7 +73,7 @@ class NewLayer:
 def read_new_layer(path: Path) -> NewLayer:
     data = read_file(path, "layer")
     tar = uncompressed_tar(data, f"layer {path}")
-    return NewLayer(data, LAYER_MEDIA_TYPES[compression_of(data)], sha256_digest(tar), path.name)
+    return NewLayer(data, LAYER_MEDIA_TYPES[tarball.compression_of(data)], sha256_digest(tar), path.name)
 
 
 def parse_string_list(text: str, flag: str) -> list[str]:
@@ -259,13 +258,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@cli.tool("oci_layout", LayoutError)
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        args.run(args)
-    except LayoutError as error:
-        print(f"oci_layout: error: {error}", file=sys.stderr)
-        return 1
+    args.run(args)
     return 0
 
 

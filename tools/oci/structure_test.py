@@ -25,7 +25,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import Iterator
 
 import yaml
 
+from tools import cli
 from tools.image.chroot import EmulatorError, find_emulator, machine_architecture
 from tools.oci import binfmt_namespace
 from tools.oci.binfmt_namespace import NamespaceError
@@ -289,6 +289,7 @@ def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
+@cli.tool("structure_test", EngineError, LayoutError, EmulatorError, NamespaceError)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--binary", required=True, help="the container-structure-test executable")
@@ -297,12 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--driver", default="docker", choices=["docker", "tar"])
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    try:
-        return run_structure_tests(args.binary, args.image, args.config, args.driver)
-    except (EngineError, LayoutError, EmulatorError, NamespaceError) as error:
-        print(f"structure_test: {error}", file=sys.stderr)
-        return 1
+    return run_structure_tests(args.binary, args.image, args.config, args.driver)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

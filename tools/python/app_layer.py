@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 from pathlib import Path
 
+from tools import cli
 from tools.image.chroot import ChrootError
 from tools.image.compile_pyc import CompilePycError
 from tools.image.unpack import UnpackError
@@ -64,6 +64,7 @@ def app_layer(base: Path, layers: list[Path], files: list[tuple[Path, str]], dir
     return layer
 
 
+@cli.tool("app_layer", AppLayerError, ImagePythonError, ChrootError, CompilePycError, UnpackError, LayoutError, OSError)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", type=Path, required=True, help="the image (an OCI layout of one image)")
@@ -75,12 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--compression", choices=COMPRESSIONS, default="gzip")
     args = parser.parse_args(argv)
-    try:
-        files = [parse_file(text) for text in args.file]
-        layer = app_layer(args.base, args.layer, files, args.directory, args.python, args.emulator)
-    except (AppLayerError, ImagePythonError, ChrootError, CompilePycError, UnpackError, LayoutError, OSError) as error:
-        print(f"app_layer: error: {error}", file=sys.stderr)
-        return 1
+    files = [parse_file(text) for text in args.file]
+    layer = app_layer(args.base, args.layer, files, args.directory, args.python, args.emulator)
     layer.write(args.output, args.compression)
     pycs = sum(1 for entry in layer.entries.values() if entry.path.endswith(".pyc"))
     print(f"app_layer: {len(files)} files under /{normalize_path(args.directory)}, {pycs} .pyc files")

@@ -15,10 +15,11 @@ import argparse
 import hashlib
 import os
 import ssl
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from tools import cli
 
 TIMEOUT = 120
 
@@ -46,19 +47,16 @@ def fetch(url: str, context: ssl.SSLContext) -> bytes:
         raise FetchError(f"{url}: {error}") from error
 
 
+@cli.tool("fetch", FetchError)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url")
     parser.add_argument("output", type=Path)
     parser.add_argument("--sha256", default="")
     args = parser.parse_args(argv)
-    try:
-        data = fetch(args.url, ssl_context(dict(os.environ)))
-        if args.sha256:
-            check_sha256(data, args.sha256, args.url)
-    except FetchError as error:
-        print(f"fetch: error: {error}", file=sys.stderr)
-        return 1
+    data = fetch(args.url, ssl_context(dict(os.environ)))
+    if args.sha256:
+        check_sha256(data, args.sha256, args.url)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_bytes(data)
     return 0

@@ -15,6 +15,8 @@ import re
 import subprocess
 import sys
 
+from tools import cli
+
 # `pip config list` lines: "global.index-url='https://...'", ":env:.index-url='...'", "install.index-url=...".
 _CONFIG_LINE = re.compile(r"^(?P<section>[^.]*)\.index-url=(?P<quote>['\"]?)(?P<value>.*)(?P=quote)$")
 _SECTION_ORDER = (":env:", "download", "install", "global")
@@ -67,12 +69,9 @@ def pip_config_listing() -> str | None:
     return result.stdout if result.returncode == 0 else None
 
 
+@cli.tool("index_url", IndexUrlError)
 def main() -> int:
-    try:
-        print(configured_index_url(dict(os.environ), pip_config_listing()))
-    except IndexUrlError as error:
-        print(f"index_url: error: {error}", file=sys.stderr)
-        return 1
+    print(configured_index_url(dict(os.environ), pip_config_listing()))
     return 0
 
 

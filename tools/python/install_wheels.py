@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from email.parser import HeaderParser
 from pathlib import Path
 
+from tools import cli
+from tools.architectures import ARCHITECTURES
 from tools.image.chroot import ChrootError
 from tools.image.compile_pyc import CompilePycError
 from tools.image.unpack import UnpackError
@@ -50,7 +52,10 @@ PREFIX = "usr"
 INSTALLER = "distroless-python\n"
 FILE_MODE, EXECUTABLE_MODE = 0o644, 0o755
 SIGNATURES = ("RECORD.jws", "RECORD.p7s")
-ELF_MACHINES = {62: "x86_64", 183: "aarch64", 3: "i386", 40: "arm", 8: "mips", 21: "ppc64", 22: "s390x", 243: "riscv64"}
+# ELF machine numbers -> kernel names: the images' architectures, and others a foreign wheel may be built for.
+ELF_MACHINES = {3: "i386", 8: "mips", 21: "ppc64", 22: "s390x", 40: "arm"} | {
+    architecture.elf_machine: architecture.machine for architecture in ARCHITECTURES.values()
+}
 ENTRY_POINT = re.compile(r"^(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+))?\s*(\[.*\])?\s*$")
 
 
@@ -303,6 +308,7 @@ def install(base: Path, wheels: list[Path], python: str, site: str, emulator: Pa
     return build_layer(installed, pycs), facts, notes
 
 
+@cli.tool("install_wheels", InstallError, ImagePythonError, ChrootError, CompilePycError, UnpackError, LayoutError)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", type=Path, required=True, help="the image to install into (an OCI layout of one image)")
@@ -313,11 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--compression", choices=COMPRESSIONS, default="gzip")
     args = parser.parse_args(argv)
-    try:
-        layer, facts, notes = install(args.base, args.wheel, args.python, args.site, args.emulator)
-    except (InstallError, ImagePythonError, ChrootError, CompilePycError, UnpackError, LayoutError) as error:
-        print(f"install_wheels: error: {error}", file=sys.stderr)
-        return 1
+    layer, facts, notes = install(args.base, args.wheel, args.python, args.site, args.emulator)
     for note in notes:
         print(f"install_wheels: note: {note}", file=sys.stderr)
     layer.write(args.output, args.compression)

@@ -24,13 +24,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from tools import cli
 from tools.python.index_url import IndexUrlError, configured_index_url, pip_config_listing
 from tools.python.requirements_lock import logical_lines
 from tools.python.simple_index import JSON_MEDIA_TYPE, IndexError_, IndexFile, parse_page, project_url
@@ -143,6 +143,7 @@ def fetch_url(url: str) -> bytes:
         raise LockToolError(f"{url}: {error}") from error
 
 
+@cli.tool("lock", LockToolError, IndexUrlError, OSError, ValueError)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requirements", type=Path, required=True, help="NAME==VERSION lines")
@@ -154,13 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     # `bazel run` starts in the runfiles; relative paths are the user's, in the workspace.
     workspace = Path(os.environ.get("BUILD_WORKSPACE_DIRECTORY", "."))
     requirements, output = workspace / args.requirements, workspace / args.output
-    try:
-        pins = read_pins(requirements.read_text(encoding="utf-8"), str(args.requirements))
-        index = configured_index_url(dict(os.environ), pip_config_listing())
-        text = lock(pins, fetch_url, index, args.python_version, args.architecture, parse_glibc("glibc " + args.glibc))
-    except (LockToolError, IndexUrlError, OSError, ValueError) as error:
-        print(f"lock: error: {error}", file=sys.stderr)
-        return 1
+    pins = read_pins(requirements.read_text(encoding="utf-8"), str(args.requirements))
+    index = configured_index_url(dict(os.environ), pip_config_listing())
+    text = lock(pins, fetch_url, index, args.python_version, args.architecture, parse_glibc("glibc " + args.glibc))
     output.write_text(text, encoding="utf-8")
     print(f"lock: wrote {args.output}: {len(pins)} requirements for {', '.join(args.architecture)}")
     return 0

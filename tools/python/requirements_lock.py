@@ -23,6 +23,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tools import cli
 from tools.python.wheel_tags import normalize_name
 
 _COMMENT = re.compile(r"(^|\s+)#.*$")
@@ -131,17 +132,14 @@ def parse_lock(text: str, where: str = "requirements lock") -> list[Requirement]
     return requirements
 
 
+@cli.tool("requirements lock", LockError, OSError, UnicodeDecodeError)
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: requirements_lock.py LOCK", file=sys.stderr)
         return 2
     path = Path(args[0])
-    try:
-        requirements = parse_lock(path.read_text(encoding="utf-8"), path.name)
-    except (LockError, OSError, UnicodeDecodeError) as error:
-        print(f"requirements lock: error: {error}", file=sys.stderr)
-        return 1
+    requirements = parse_lock(path.read_text(encoding="utf-8"), path.name)
     print(json.dumps([asdict(requirement) for requirement in requirements], indent=1))
     return 0
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
+from tools import cli
 from tools.python.requirements_lock import Requirement
 from tools.python.simple_index import IndexError_, IndexFile, parse_page
 from tools.python.wheel_tags import Interpreter, WheelName, WheelNameError
@@ -63,6 +63,7 @@ def select(files: list[IndexFile], requirement: Requirement, interpreter: Interp
     return sorted(chosen, key=lambda file: file.filename)
 
 
+@cli.tool("select_wheels", SelectError, IndexError_, ValueError)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index-page", type=Path, required=True, help="the downloaded project page")
@@ -73,13 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     data = json.loads(args.requirement)
     requirement = Requirement(data["name"], data["project"], data["version"], tuple(data["hashes"]), data["line"])
-    try:
-        interpreter = Interpreter.for_architecture(args.python_version, args.architecture)
-        files = parse_page(args.index_page.read_bytes(), args.page_url)
-        chosen = select(files, requirement, interpreter, args.architecture)
-    except (SelectError, IndexError_, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    interpreter = Interpreter.for_architecture(args.python_version, args.architecture)
+    files = parse_page(args.index_page.read_bytes(), args.page_url)
+    chosen = select(files, requirement, interpreter, args.architecture)
     print(json.dumps([{"filename": f.filename, "url": f.url, "sha256": f.sha256} for f in chosen]))
     return 0
 

@@ -43,6 +43,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Callable, Iterable, Iterator, Sequence
 
+from tools import cli
+from tools.atomic_file import write_atomically
+
 HERE = Path(__file__).resolve().parent
 REQUIREMENTS = HERE / "buildgrid_requirements.txt"
 DEFAULT_PORT = 50051
@@ -185,10 +188,7 @@ class State:
     scratch: list[str] = field(default_factory=list)  # directories outside `directory` that `down` removes
 
     def save(self) -> None:
-        path = Path(self.directory) / STATE_FILE
-        partial = path.with_suffix(".partial")
-        partial.write_text(json.dumps(asdict(self), indent=1))
-        os.replace(partial, path)
+        write_atomically(Path(self.directory) / STATE_FILE, json.dumps(asdict(self), indent=1))
 
     @staticmethod
     def load(directory: Path) -> "State | None":
@@ -577,6 +577,7 @@ def default_directory(environ: dict[str, str]) -> Path:
     return Path(cache) / "cluster" if cache else Path("/tmp/distroless-python-cluster")
 
 
+@cli.tool("tools/remote/cluster", ClusterError)
 def main(argv: Sequence[str], environ: dict[str, str] | None = None) -> int:
     environ = dict(os.environ) if environ is None else environ
     parser = argparse.ArgumentParser(prog="tools/remote/cluster", description=__doc__.split("\n\n")[0])
@@ -587,25 +588,21 @@ def main(argv: Sequence[str], environ: dict[str, str] | None = None) -> int:
     args = parser.parse_args(argv)
     directory = (args.state or default_directory(environ)).resolve()
     cache = Path(environ[CACHE_VARIABLE]) if environ.get(CACHE_VARIABLE) else None
-    try:
-        if args.command == "up":
-            state = up(directory, args.port, args.workers, cache)
-            print(f"BuildGrid on 127.0.0.1:{state.port} with {args.workers} workers; logs in {directory}.\n"
-                  f"Build with: tools/bazel build --config=remote --remote_executor=grpc://127.0.0.1:{state.port} "
-                  "//python:3.13\nStop with: tools/remote/cluster down")
-        elif args.command == "down":
-            stopped = down(directory)
-            print(f"stopped {stopped} process groups" if stopped else "no cluster was running")
-        else:
-            found = State.load(directory)
-            if found is None:
-                print("no cluster")
-                return 1
-            for process in found.processes:
-                print(f"{process.name}: {'running' if group_alive(process.pgid) else 'stopped'} (log {process.log})")
-    except ClusterError as error:
-        print(f"tools/remote/cluster: {error}", file=sys.stderr)
-        return 2
+    if args.command == "up":
+        state = up(directory, args.port, args.workers, cache)
+        print(f"BuildGrid on 127.0.0.1:{state.port} with {args.workers} workers; logs in {directory}.\n"
+              f"Build with: tools/bazel build --config=remote --remote_executor=grpc://127.0.0.1:{state.port} "
+              "//python:3.13\nStop with: tools/remote/cluster down")
+    elif args.command == "down":
+        stopped = down(directory)
+        print(f"stopped {stopped} process groups" if stopped else "no cluster was running")
+    else:
+        found = State.load(directory)
+        if found is None:
+            print("no cluster")
+            return 1
+        for process in found.processes:
+            print(f"{process.name}: {'running' if group_alive(process.pgid) else 'stopped'} (log {process.log})")
     return 0
 
 

@@ -18,7 +18,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-PLATFORMS = {"amd64": "x86_64", "arm64": "aarch64"}
+from tools.architectures import ARCHITECTURES
+from tools.atomic_file import write_atomically
+
+PLATFORMS = {name: ARCHITECTURES[name].machine for name in ("amd64", "arm64")}
 # The newest glibc a wheel may need: trixie's (2.41); the build root (forky) has at least that.
 GLIBC_MINOR = 41
 DEFAULT_VERSION = "0.9.1"
@@ -90,9 +93,7 @@ def main(argv: Sequence[str]) -> int:
                                           Path(scratch) / "target"), check=True)
             reports.append(pins_from_report(json.loads(report.read_text())))
     text = render(requirement, python_version, merge(reports))
-    partial = args.output.with_suffix(".partial")
-    partial.write_text(text)
-    os.replace(partial, args.output)
+    write_atomically(args.output, text)
     print(f"wrote {args.output} ({len(text.splitlines())} lines)")
     return 0
 

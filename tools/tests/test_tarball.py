@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
+import lzma
 import tarfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -123,18 +127,35 @@ def test_unknown_compression_is_rejected() -> None:
         tarball.compress(b"", "lz4")
 
 
-def test_failed_write_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    out = tmp_path / "layer.tar"
-    out.write_bytes(b"old")
+@pytest.mark.parametrize("compression", ["gzip", "zstd", "none"])
+def test_compression_is_recognised_by_its_magic_bytes(compression: str) -> None:
+    data = tarball.compress(sample_layer().tar_bytes(), compression)
+    assert tarball.compression_of(data) == compression
+    assert tarball.decompress(data) == tarball.decompress(data, compression) == sample_layer().tar_bytes()
 
-    def broken_replace(src: str, dst: str) -> None:
-        raise OSError("disk full")
 
-    monkeypatch.setattr(tarball.os, "replace", broken_replace)
-    with pytest.raises(OSError):
-        tarball.write_atomically(out, b"new")
-    assert out.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["layer.tar"]
+@pytest.mark.parametrize(("compression", "compress"), [
+    ("xz", lzma.compress),
+    ("bzip2", bz2.compress),
+])
+def test_deb_member_compressions_decompress_when_named(compression: str, compress: Callable[[bytes], bytes]) -> None:
+    data = compress(b"a tar")
+    assert tarball.decompress(data, compression) == b"a tar"
+    # A layer is never xz or bzip2: unnamed, such data passes through as it is.
+    assert tarball.compression_of(data) == "none" and tarball.decompress(data) == data
+
+
+def test_data_without_the_named_magic_is_refused() -> None:
+    with pytest.raises(tarball.CompressionError, match="not xz data"):
+        tarball.decompress(gzip.compress(b"x"), "xz")
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_truncated_data_is_one_compression_error(compression: str) -> None:
+    data = tarball.compress(b"x" * 100_000, compression)
+    with pytest.raises(tarball.CompressionError, match=f"cannot decompress {compression} data") as error:
+        tarball.decompress(data[: len(data) // 2])
+    assert "\n" not in str(error.value).strip()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """The deb_layer rule and the closure helper used by the image macros."""
 
+load("//tools/private:docs.bzl", "rule_doc")
+
 def _deb_layer_impl(ctx):
     out = ctx.actions.declare_file(ctx.label.name + (".tar.zst" if ctx.attr.compression == "zstd" else ".tar.gz"))
     args = ctx.actions.args()
@@ -20,10 +22,35 @@ def _deb_layer_impl(ctx):
     )
     return [DefaultInfo(files = depset([out]))]
 
+_DEB_LAYER_DOC = rule_doc(
+    summary = """One deterministic tar layer holding the contents of some .debs: `NAME.tar.gz` (or `.tar.zst`).""",
+    behavior = """
+The .debs are unpacked in order (a later one wins on an equal path) by tools/debian/deb_to_layer.py, the way
+distroless installs packages: no maintainer script runs. What dpkg would record goes to
+`/var/lib/dpkg/status.d/<package>` and `<package>.md5sums`, so image scanners find the packages. Files keep
+the mtime their .deb records; documentation, man and info pages are dropped unless `keep_docs`, copyright
+files always stay. With `merged_usr`, `/bin`, `/sbin` and `/lib*` move under `/usr` and become symlinks.
+A .deb that cannot be read, or a member that cannot be kept (a device, a set-id file not owned by root), is
+an error naming the .deb.
+""",
+    usage = """
+Take the .debs from a release's hub (`@<release>//<arch>:<package>`); deb_closure lists a package group
+with everything it depends on.
+""",
+    examples = """
+```starlark
+deb_layer(
+    name = "3.13_amd64_system_debs",
+    debs = ["@trixie//amd64:libc6", "@trixie//amd64:dash"],
+    merged_usr = True,
+)
+```
+""",
+)
+
 deb_layer = rule(
     implementation = _deb_layer_impl,
-    doc = """One deterministic tar layer holding the contents of some .debs, plus the
-/var/lib/dpkg/status.d/<package> and .md5sums files vulnerability scanners read.""",
+    doc = _DEB_LAYER_DOC,
     attrs = {
         "debs": attr.label_list(allow_files = [".deb"], mandatory = True, doc = "The .deb files, in the order they are unpacked."),
         "compression": attr.string(default = "gzip", values = ["gzip", "zstd"], doc = "Layer compression."),

@@ -227,7 +227,7 @@ class Run:
 
     def error(self) -> str:
         """The single error line; there must be exactly one and no traceback."""
-        errors = [line for line in self.stderr.splitlines() if line.startswith("error:")]
+        errors = [line for line in self.stderr.splitlines() if line.startswith("lock: error:")]
         assert self.code != 0 and len(errors) == 1 and "Traceback" not in self.stderr, self.stderr
         return errors[0]
 

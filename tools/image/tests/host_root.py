@@ -23,6 +23,7 @@ from typing import Callable, TypeVar
 
 import pytest
 
+from tools.architectures import BY_MACHINE
 from tools.image import chroot
 from tools.image.chroot import BASE_ENV
 from tools.tarball import Layer
@@ -172,7 +173,6 @@ def machine_emulator() -> Path:
     raise AssertionError("unreachable")
 
 
-ELF_MACHINES = {"x86_64": 62, "aarch64": 183}
 PT_LOAD = 1
 PT_INTERP = 3
 
@@ -184,7 +184,7 @@ def fake_elf(machine: str = "x86_64", interpreter: str | None = None) -> bytes:
     interp_offset = 64 + 56 * phnum
     interp = (interpreter.encode() + b"\0") if interpreter else b""
     header = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
-    header += struct.pack("<HHIQQQIHHHHHH", 2, ELF_MACHINES[machine], 1, 0x401000, 64, 0, 0, 64, 56, phnum, 64, 0, 0)
+    header += struct.pack("<HHIQQQIHHHHHH", 2, BY_MACHINE[machine].elf_machine, 1, 0x401000, 64, 0, 0, 64, 56, phnum, 64, 0, 0)
     size = interp_offset + len(interp)
     program_headers = struct.pack("<IIQQQQQQ", PT_LOAD, 5, 0, 0x400000, 0x400000, size, size, 0x1000)
     if interpreter:

@@ -133,7 +133,7 @@ def test_no_certificates_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert not output.exists()
     assert not output.parent.exists() or list(output.parent.iterdir()) == []
     err = capsys.readouterr().err
-    assert err.startswith("ca_bundle: no certificates under /usr/share/ca-certificates")
+    assert err.startswith("ca_bundle: error: no certificates under /usr/share/ca-certificates")
     assert "ca-certificates package" in err
     assert len(err.splitlines()) == 1
 

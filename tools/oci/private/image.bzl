@@ -1,5 +1,7 @@
 """oci_image and oci_image_index: OCI image layouts written by tools/oci/oci_layout.py."""
 
+load("//tools/private:docs.bzl", "rule_doc")
+
 def _key_values(flag, pairs):
     return [("%s=%s=%s" % (flag, key, value)) for key, value in sorted(pairs.items())]
 
@@ -9,10 +11,9 @@ def _oci_image_impl(ctx):
     args.add("image")
     args.add("--output", out.path)
     inputs = list(ctx.files.tars)
-    if ctx.attr.base:
-        base = ctx.files.base[0]
-        args.add("--base", base.path)
-        inputs.append(base)
+    if ctx.file.base:
+        args.add("--base", ctx.file.base.path)
+        inputs.append(ctx.file.base)
     for tar in ctx.files.tars:
         args.add("--layer", tar)
     if ctx.attr.entrypoint:
@@ -41,11 +42,37 @@ def _oci_image_impl(ctx):
     )
     return [DefaultInfo(files = depset([out]), runfiles = ctx.runfiles(files = [out]))]
 
+_IMAGE_DOC = rule_doc(
+    summary = """An OCI image layout directory (oci-layout, index.json, blobs/sha256/...) of one image, built
+from tar layers by tools/oci/oci_layout.py.""",
+    behavior = """
+The image is `base`'s layers (if any) followed by `tars`, each stored as it is (plain, gzip or zstd: the
+media type follows the compression). The config starts from the base's: `env` and `labels` are merged over
+it by name, `entrypoint` without `cmd` clears the base's cmd, and the platform is the base's unless given
+(asking for another platform than the base's is an error). Everything is written canonically with a fixed
+`created` time, so the same inputs give the same digests on any machine.
+""",
+    usage = """
+Build it; give it to oci_image_index, oci_load, oci_push or container_structure_test.
+""",
+    examples = """
+```starlark
+oci_image(
+    name = "app_amd64",
+    base = "//python:3.13_amd64_nonroot",
+    tars = [":app_layer"],
+    entrypoint = ["/usr/bin/python3", "-m", "app"],
+    env = {"PYTHONPATH": "/app"},
+)
+```
+""",
+)
+
 oci_image = rule(
     implementation = _oci_image_impl,
-    doc = "An OCI image layout directory (oci-layout, index.json, blobs/sha256/...) built from tar layers.",
+    doc = _IMAGE_DOC,
     attrs = {
-        "base": attr.label(allow_files = True, doc = "An oci_image to build on; its layers come first and its config is the starting point."),
+        "base": attr.label(allow_single_file = True, doc = "An oci_image to build on; its layers come first and its config is the starting point."),
         "tars": attr.label_list(allow_files = [".tar", ".tar.gz", ".tgz", ".tar.zst"], doc = "Layers, in order, as tar files (plain, gzip or zstd)."),
         "entrypoint": attr.string_list(doc = "The container's entrypoint. Setting it without `cmd` clears the base image's cmd."),
         "cmd": attr.string_list(doc = "Default arguments to the entrypoint."),
@@ -79,9 +106,29 @@ def _oci_image_index_impl(ctx):
     )
     return [DefaultInfo(files = depset([out]), runfiles = ctx.runfiles(files = [out]))]
 
+_INDEX_DOC = rule_doc(
+    summary = """A multi-platform OCI image index layout over per-architecture oci_image targets.""",
+    behavior = """
+`index.json` points at one nested image index, which lists each image's manifest with the platform read
+from its config (as rules_oci's oci_image_index does). The images' blobs are copied in, checked against
+their digests.
+""",
+    usage = """
+Build it; push it with oci_push, and a client pulls the image for its own platform.
+""",
+    examples = """
+```starlark
+oci_image_index(
+    name = "app",
+    images = [":app_amd64", ":app_arm64"],
+)
+```
+""",
+)
+
 oci_image_index = rule(
     implementation = _oci_image_index_impl,
-    doc = "A multi-platform OCI image index layout over per-architecture oci_image targets.",
+    doc = _INDEX_DOC,
     attrs = {
         "images": attr.label_list(mandatory = True, allow_files = True, doc = "The oci_image targets, one per platform."),
         "_tool": attr.label(default = "//tools/oci:oci_layout", executable = True, cfg = "exec"),

@@ -1,6 +1,70 @@
 """oci_push and oci_push_all: executables that push OCI layouts with crane (tools/oci/push.py), and sign
 them and attach their attestations with cosign when given a key."""
 
+load("//tools/private:docs.bzl", "rule_doc")
+load("//tools/private:launcher.bzl", "expand_launcher", "launcher_attr")
+
+_PUSH_DOC = rule_doc(
+    summary = """Pushes an oci_image or oci_image_index to a registry: `bazel run` it.""",
+    behavior = """
+The image (or index) is pushed by digest first, every blob and manifest in it, and only then are the tags
+set, one after the other, with crane (tools/oci/push.py). A tag therefore only ever names an image the
+registry holds completely; an interrupted push changes no tag and can be run again (blobs the registry
+has are skipped). Any failure exits non-zero and skips the remaining steps.
+
+With a cosign key (`--key`, or `COSIGN_KEY` with its password in `COSIGN_PASSWORD`), the index and every
+image in it are signed by digest, and the `sboms` and `provenances` are attached to their images (and to
+the index) as cosign attestations, before any tag moves. Nothing goes to a transparency log.
+Credentials come from the user's docker config, as crane and cosign read them.
+""",
+    usage = """
+Flags after `--` come after the rule's own, so they replace its values:
+
+1. `-r/--repository REGISTRY/REPOSITORY` replaces `repository` (needed when it is not set), e.g.
+   `bazel run //python:3.13_push -- --repository 127.0.0.1:5000/distroless/python`.
+2. `-t/--tag TAG` (repeatable) replaces `remote_tags`.
+3. `--key cosign.key` signs and attests.
+""",
+    examples = """
+```starlark
+oci_push(
+    name = "push",
+    image = ":image",  # an oci_image_index
+    repository = "127.0.0.1:5000/distroless/python",
+    remote_tags = ["3.13", "latest"],
+    attest_images = [":image_amd64", ":image_arm64"],
+    sboms = [":image_amd64_sbom", ":image_arm64_sbom"],
+)
+```
+""",
+)
+
+_PUSH_ALL_DOC = rule_doc(
+    summary = """Pushes several images in one `bazel run`, each to REPOSITORY/NAME:TAG.""",
+    behavior = """
+Each image is pushed as oci_push pushes one: by digest first, tags last, signed and attested with `--key`
+(the attestations are those of the `attestations` oci_push targets).
+""",
+    usage = """
+REPOSITORY is given at run time, `-- --repository REGISTRY/PREFIX`, or by the `DISTROLESS_REPOSITORY`
+environment variable; `--key` as for oci_push.
+""",
+    examples = """
+```starlark
+oci_push_all(
+    name = "push",
+    images = {
+        "//python:3.13": "python:3.13,latest",
+        "//python:3.13-debug": "python:3.13-debug,latest-debug",
+    },
+    attestations = ["//python:3.13_push", "//python:3.13-debug_push"],
+)
+```
+
+`bazel run //:push -- --repository 127.0.0.1:5000/distroless`.
+""",
+)
+
 OciAttestationsInfo = provider(
     doc = "The attestations an oci_push attaches, for oci_push_all to attach too.",
     fields = {
@@ -23,23 +87,13 @@ def _attestations(ctx):
     return OciAttestationsInfo(arguments = arguments, files = files)
 
 def _script(ctx, arguments):
-    script = ctx.actions.declare_file(ctx.label.name + ".sh")
-    ctx.actions.write(
-        script,
-        # Runtime flags ("$@") come last, so -r/--repository and -t/--tag override the rule's values.
-        "#!/bin/sh\nexec %s %s \"$@\"\n" % (
-            ctx.executable._push.short_path,
-            " ".join(["'%s'" % argument for argument in arguments]),
-        ),
-        is_executable = True,
-    )
-    return script
+    return expand_launcher(ctx, {"{{push}}": [ctx.executable._push.short_path], "{{arguments}}": arguments})
 
 def _runfiles(ctx, layouts):
     return ctx.runfiles(files = layouts).merge(ctx.attr._push[DefaultInfo].default_runfiles)
 
 def _oci_push_impl(ctx):
-    layout = ctx.files.image[0]
+    layout = ctx.file.image
     arguments = ["--layout", layout.short_path]
     if ctx.attr.repository:
         arguments += ["--default-repository", ctx.attr.repository]
@@ -52,21 +106,20 @@ def _oci_push_impl(ctx):
     ]
 
 _PUSH_TOOL = attr.label(default = "//tools/oci:push", executable = True, cfg = "target")
+_LAUNCHER = launcher_attr("//tools/oci/private:push.sh.tpl")
 
 oci_push = rule(
     implementation = _oci_push_impl,
     executable = True,
-    doc = """`bazel run` pushes the image (or index) by digest, then sets its tags.
-Flags after `--`: `-r/--repository` and `-t/--tag` (repeatable) replace the attributes; `--key` (or
-COSIGN_KEY, password in COSIGN_PASSWORD) signs the image and every image in it by digest, and attaches the
-attestations, before the tags move.""",
+    doc = _PUSH_DOC,
     attrs = {
-        "image": attr.label(mandatory = True, allow_files = True, doc = "An oci_image or oci_image_index."),
+        "image": attr.label(mandatory = True, allow_single_file = True, doc = "An oci_image or oci_image_index."),
         "repository": attr.string(doc = "Repository to push to, e.g. 127.0.0.1:5000/distroless/python; may be given at run time instead."),
         "remote_tags": attr.string_list(doc = "Tags to point at the pushed digest."),
         "attest_images": attr.label_list(allow_files = True, doc = "The images (the index's, or `image` itself) that `sboms` and `provenances` describe, in the same order."),
         "sboms": attr.label_list(allow_files = True, doc = "One SPDX JSON SBOM per `attest_images` entry, attached as a cosign `spdxjson` attestation to it and to the index."),
         "provenances": attr.label_list(allow_files = True, doc = "One SLSA v1 provenance predicate per `attest_images` entry, attached as `slsaprovenance1`."),
+        "_launcher": _LAUNCHER,
         "_push": _PUSH_TOOL,
     },
 )
@@ -86,12 +139,11 @@ def _oci_push_all_impl(ctx):
 oci_push_all = rule(
     implementation = _oci_push_all_impl,
     executable = True,
-    doc = """`bazel run` pushes every image to REPOSITORY/NAME:TAG, REPOSITORY given at run time as
-`-- --repository REGISTRY/PREFIX` or by the DISTROLESS_REPOSITORY environment variable; `--key` signs and
-attests as oci_push does.""",
+    doc = _PUSH_ALL_DOC,
     attrs = {
         "images": attr.label_keyed_string_dict(mandatory = True, allow_files = True, doc = "Image -> 'NAME:TAG[,TAG...]'."),
         "attestations": attr.label_list(providers = [OciAttestationsInfo], doc = "oci_push targets whose attestations to attach too."),
+        "_launcher": _LAUNCHER,
         "_push": _PUSH_TOOL,
     },
 )

@@ -228,7 +228,7 @@ def test_main_without_engine_fails_with_one_line(
     assert captured.out == ""
     lines = captured.err.splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("structure_test: No container engine")
+    assert lines[0].startswith("structure_test: error: No container engine")
     assert "DOCKER_HOST" in lines[0]
 
 

@@ -2,6 +2,8 @@
 
 load("//tools/image/private:layers.bzl", "LOCAL_ONLY")
 load("//tools/oci:defs.bzl", "oci_image", "oci_image_index")
+load("//tools/private:docs.bzl", "rule_doc")
+load("//tools/private:launcher.bzl", "expand_launcher", "launcher_attr")
 
 _SITE = "usr/lib/python3/dist-packages"
 
@@ -39,10 +41,33 @@ def _py_wheels_layer_impl(ctx):
     arguments = ["--site", ctx.attr.site] + [argument for wheel in wheels for argument in ["--wheel", wheel.path]]
     return _layer(ctx, ctx.executable._tool, arguments, wheels, "PyWheelsLayer", "Installing wheels with the image's Python for %{output}")
 
+_WHEELS_LAYER_DOC = rule_doc(
+    summary = """A layer holding wheels installed for one image, by that image's own Python.""",
+    behavior = """
+The image's interpreter, chrooted into `base` (under qemu for another architecture), reports what decides
+whether a wheel fits: version, ABI, machine and glibc. Per project, the best fitting wheel is installed
+as the wheel format says (every file checked against its RECORD; entry points become /usr/bin scripts)
+into `site`, and the image's Python byte-compiles it. Native code must be built for the image's machine.
+A wheel that fits nothing, or a file that fails its RECORD, is an error naming the wheel and the image.
+The result is one deterministic `NAME.tar.gz`.
+""",
+    usage = """
+Build it, or give it to an oci_image's `tars`; py_app_image makes one per architecture.
+""",
+    examples = """
+```starlark
+py_wheels_layer(
+    name = "requirements_amd64",
+    base = "//python:3.13_amd64_nonroot",
+    wheels = ["@hello_service_wheels//:amd64"],
+)
+```
+""",
+)
+
 py_wheels_layer = rule(
     implementation = _py_wheels_layer_impl,
-    doc = """Installs wheels into a layer for `base`: the image's own Python checks that each fits (version, ABI,
-architecture, glibc) and byte-compiles them; each project's best fitting wheel is installed, RECORD-checked.""",
+    doc = _WHEELS_LAYER_DOC,
     attrs = {
         "base": _base_attr(),
         "wheels": attr.label_list(allow_files = [".whl"], mandatory = True, doc = "Wheels, e.g. @<hub>//:amd64 from the python_wheels extension."),
@@ -65,9 +90,33 @@ def _py_app_layer_impl(ctx):
         arguments += ["--file", "%s=%s" % (src.path, path[len(strip) + 1:] if strip else path)]
     return _layer(ctx, ctx.executable._tool, arguments, ctx.files.srcs + ctx.files.layers, "PyAppLayer", "Adding the app and compiling it with the image's Python for %{output}")
 
+_APP_LAYER_DOC = rule_doc(
+    summary = """A layer holding an application's files under `directory` (/app), with the .pyc files the
+image's own Python compiled.""",
+    behavior = """
+Each file keeps its path below `strip_prefix` (default: the declaring package). The image's interpreter,
+chrooted into `base` plus `layers` (e.g. the installed requirements, so nothing shadows them), byte-compiles
+the Python files, deterministically (unchecked-hash), as the stdlib is. Executable sources stay 0755,
+everything else is 0644.
+""",
+    usage = """
+Build it, or give it to an oci_image's `tars`; py_app_image makes one per architecture.
+""",
+    examples = """
+```starlark
+py_app_layer(
+    name = "app_amd64",
+    base = "//python:3.13_amd64_nonroot",
+    srcs = glob(["my_app/*.py"]),
+    layers = [":requirements_amd64"],
+)
+```
+""",
+)
+
 py_app_layer = rule(
     implementation = _py_app_layer_impl,
-    doc = "The app's files under `directory` (/app), with .pyc files compiled by the image's own Python.",
+    doc = _APP_LAYER_DOC,
     attrs = {
         "base": _base_attr(),
         "srcs": attr.label_list(allow_files = True, mandatory = True, doc = "The app's files; their paths below `strip_prefix` are kept."),
@@ -80,7 +129,6 @@ py_app_layer = rule(
 )
 
 def _py_requirements_lock_impl(ctx):
-    runner = ctx.actions.declare_file(ctx.label.name + ".sh")
     arguments = [
         "--requirements",
         ctx.file.requirements.short_path,
@@ -93,25 +141,45 @@ def _py_requirements_lock_impl(ctx):
     ]
     for architecture in ctx.attr.architectures:
         arguments += ["--architecture", architecture]
-    ctx.actions.write(
-        runner,
-        "#!/bin/sh\nexec %s %s \"$@\"\n" % (ctx.executable._tool.short_path, " ".join(["'%s'" % a for a in arguments])),
-        is_executable = True,
-    )
+    launcher = expand_launcher(ctx, {"{{tool}}": [ctx.executable._tool.short_path], "{{arguments}}": arguments})
     runfiles = ctx.runfiles(files = [ctx.file.requirements]).merge(ctx.attr._tool[DefaultInfo].default_runfiles)
-    return [DefaultInfo(executable = runner, runfiles = runfiles)]
+    return [DefaultInfo(executable = launcher, runfiles = runfiles)]
+
+_REQUIREMENTS_LOCK_DOC = rule_doc(
+    summary = """(Re)writes a requirements lock: `bazel run` it.""",
+    behavior = """
+For each NAME==VERSION in `requirements` (dependencies included: nothing is resolved), tools/python/lock.py
+reads the project's page on the configured index (PIP_INDEX_URL, pip's configuration, or pip's default)
+and writes, per architecture, the sha256 of the best wheel for the images' Python and glibc, as
+`--hash` lines. A requirement without a fitting wheel is an error; the lock is then left as it was.
+""",
+    usage = """
+`tools/bazel run //examples/hello_service:requirements.update` writes `lock_path` in the workspace; flags
+after `--` come after the rule's own.
+""",
+    examples = """
+```starlark
+py_requirements_lock(
+    name = "requirements.update",
+    requirements = "requirements.in",
+    python_version = "3.13",
+    glibc = "2.41",  # trixie's, the glibc of //python:3.13
+)
+```
+""",
+)
 
 py_requirements_lock = rule(
     implementation = _py_requirements_lock_impl,
     executable = True,
-    doc = """`tools/bazel run` it to (re)write the lock: for each NAME==VERSION in `requirements`, the sha256 of its
-best wheel for each architecture, read from the configured index (tools/python/lock.py).""",
+    doc = _REQUIREMENTS_LOCK_DOC,
     attrs = {
         "requirements": attr.label(allow_single_file = True, mandatory = True, doc = "NAME==VERSION lines, dependencies included."),
         "lock_path": attr.string(doc = "The lock to write, relative to the workspace; default: <package>/requirements.lock."),
         "python_version": attr.string(mandatory = True, doc = "The images' Python, e.g. 3.13."),
         "architectures": attr.string_list(default = ["amd64", "arm64"]),
         "glibc": attr.string(mandatory = True, doc = "The images' glibc version, e.g. 2.41 for trixie: the newest manylinux tag allowed."),
+        "_launcher": launcher_attr("//tools/python/private:requirements_lock.sh.tpl"),
         "_tool": attr.label(default = "//tools/python:lock", executable = True, cfg = "target"),
     },
 )

@@ -1,0 +1,4 @@
+#!/bin/sh
+# oci_load's launcher (tools/oci/private/load.bzl), run from the runfiles directory. Docker's CLI picks the
+# engine: DOCKER_HOST, else its default socket. Flags given to `bazel run` go to `docker load`.
+exec docker load --input {{archive}} "$@"

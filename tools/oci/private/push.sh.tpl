@@ -1,0 +1,4 @@
+#!/bin/sh
+# oci_push's and oci_push_all's launcher (tools/oci/private/push.bzl), run from the runfiles directory.
+# The flags given to `bazel run` ("$@") come last, so -r/--repository and -t/--tag override the rule's values.
+exec {{push}} {{arguments}} "$@"
