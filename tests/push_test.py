@@ -226,7 +226,7 @@ def test_refused_credentials_fail_clearly_and_move_no_tag(tmp_path: Path, monkey
     with running_registry(with_auth=True) as address:
         refused = run_push("--repository", f"{address}/auth")
         assert refused.returncode == 1
-        assert f"push: pushing {Path(layout).name} to {address}/auth/{name} failed" in refused.stderr
+        assert f"push: error: pushing {Path(layout).name} to {address}/auth/{name} failed" in refused.stderr
         assert "The registry refused the credentials" in refused.stderr
 
         # The user's docker config is where credentials come from.
@@ -242,21 +242,21 @@ def test_refused_credentials_fail_clearly_and_move_no_tag(tmp_path: Path, monkey
 def test_unreachable_registry_fails_with_one_clear_error() -> None:
     result = run_push("--repository", f"127.0.0.1:{free_port()}/distroless")
     assert result.returncode == 1
-    assert "push: pushing" in result.stderr and "failed" in result.stderr and "no tag was moved" in result.stderr
+    assert "push: error: pushing" in result.stderr and "failed" in result.stderr and "no tag was moved" in result.stderr
 
 
 def test_verify_against_an_unreachable_registry_fails_with_one_clear_error() -> None:
     result = run_verify("--repository", f"127.0.0.1:{free_port()}/distroless")
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if not line.startswith(("verify: [", "verify: NOTE"))]
-    assert len(errors) == 1 and errors[0].startswith("verify: cannot read ") and "reachable" in errors[0], result.stderr
+    assert len(errors) == 1 and errors[0].startswith("verify: error: cannot read ") and "reachable" in errors[0], result.stderr
 
 
 @pytest.mark.parametrize("repository", ["127.0.0.1:5000/Distroless", "127.0.0.1:5000/a//b", ""])
 def test_invalid_repository_is_rejected_before_any_network(repository: str) -> None:
     result = run_push("--repository", repository) if repository else run_push()
     assert result.returncode == 1
-    assert result.stderr.startswith("push: ") and ("not a valid repository" in result.stderr or "no repository" in result.stderr)
+    assert result.stderr.startswith("push: error: ") and ("not a valid repository" in result.stderr or "no repository" in result.stderr)
 
 
 def cosign(*args: str, cwd: Path | None = None, password: str = "") -> subprocess.CompletedProcess[str]:

@@ -8,12 +8,12 @@
         raise SystemExit(main())
 
 The tool's own errors (the exception classes it names, whose messages say what is wrong and how to fix it)
-become one line `TOOL: error: MESSAGE` on stderr and exit status 1, Ctrl-C becomes `TOOL: interrupted` and
+become one line `TOOL: error: MESSAGE` on stderr and exit status 1 (or the tool's `status`), Ctrl-C becomes `TOOL: interrupted` and
 130 (128 + SIGINT, as a shell reports it), and `note` (what was or was not written) ends both lines. Any
 other exception is a bug and keeps its traceback. `main` stays callable with its arguments, so tests see the
 exit status and the message.
 
-Standard library only: tools/build_root.py imports it when tools/bazel runs it with the machine's python3.
+Standard library only.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ INTERRUPTED_EXIT = 130
 Main = TypeVar("Main", bound=Callable[..., int])
 
 
-def tool(name: str, *errors: type[BaseException], note: str = "") -> Callable[[Main], Main]:
-    """Decorates a tool's `main`: `errors` become one line and exit 1, KeyboardInterrupt exit 130."""
+def tool(name: str, *errors: type[BaseException], note: str = "", status: int = 1) -> Callable[[Main], Main]:
+    """Decorates a tool's `main`: `errors` become one line and exit `status`, KeyboardInterrupt exit 130."""
     suffix = f"; {note}" if note else ""
 
     def decorate(main: Main) -> Main:
@@ -37,7 +37,7 @@ def tool(name: str, *errors: type[BaseException], note: str = "") -> Callable[[M
                 return main(*args, **kwargs)
             except errors as error:
                 print(f"{name}: error: {error}{suffix}", file=sys.stderr, flush=True)
-                return 1
+                return status
             except KeyboardInterrupt:
                 print(f"{name}: interrupted{suffix}", file=sys.stderr, flush=True)
                 return INTERRUPTED_EXIT

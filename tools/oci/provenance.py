@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from tools import build_root
+from tools import build_root, cli
 
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 # What the buildType means is documented in README.md ("What the provenance says").
@@ -156,6 +156,7 @@ def problems(document: Any) -> list[str]:
     return found
 
 
+@cli.tool("provenance", ProvenanceError)
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", required=True, help="the image's label, e.g. //python:3.13_amd64")
@@ -166,20 +167,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("dependencies", type=Path, nargs="*", help="the lock files the image is built from")
     args = parser.parse_args(argv)
-    try:
-        commit, unknown = read_source(args.source)
-        started = started_on(args.volatile_status) if args.volatile_status else ""
-        document = predicate(args.target, commit, unknown, args.dependencies, args.build_root_packages,
-                             args.source_url, started)
-        wrong = problems(document)
-        if wrong:
-            raise ProvenanceError("the predicate would not be SLSA v1 provenance: " + "; ".join(wrong))
-    except ProvenanceError as error:
-        print(f"provenance: {error}", file=sys.stderr)
-        return 1
+    commit, unknown = read_source(args.source)
+    started = started_on(args.volatile_status) if args.volatile_status else ""
+    document = predicate(args.target, commit, unknown, args.dependencies, args.build_root_packages,
+                         args.source_url, started)
+    wrong = problems(document)
+    if wrong:
+        raise ProvenanceError("the predicate would not be SLSA v1 provenance: " + "; ".join(wrong))
     args.output.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

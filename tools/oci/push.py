@@ -23,6 +23,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools import cli
+
 # The reference grammar of the distribution spec, simplified to what a repository and a tag may be.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _HOST = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
@@ -264,6 +266,7 @@ def parse_attestation(spec: str) -> Attestation:
     return Attestation(Path(subject), kind, Path(predicate))
 
 
+@cli.tool("push", PushError)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layout", type=Path, help="OCI layout of the image or index to push")
@@ -282,22 +285,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if bool(args.layout) == bool(args.image):
         parser.error("give either --layout or --image")
-    try:
-        chosen = targets(args)
+    chosen = targets(args)
+    for target in chosen:
+        check_target(target)
+    with tempfile.TemporaryDirectory(prefix="push-") as directory:
+        signer = Signer.load(args.key, Path(directory)) if args.key else None
+        if signer is None:
+            print("NOTE: no signing key (--key or COSIGN_KEY): the images are pushed WITHOUT signatures or "
+                  "attestations", file=sys.stderr)
         for target in chosen:
-            check_target(target)
-        with tempfile.TemporaryDirectory(prefix="push-") as directory:
-            signer = Signer.load(args.key, Path(directory)) if args.key else None
-            if signer is None:
-                print("NOTE: no signing key (--key or COSIGN_KEY): the images are pushed WITHOUT signatures or "
-                      "attestations", file=sys.stderr)
-            for target in chosen:
-                push(target, signer, args.attest)
-    except PushError as error:
-        print(f"push: {error}", file=sys.stderr)
-        return 1
+            push(target, signer, args.attest)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

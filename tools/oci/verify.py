@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tools import cli
 from tools.oci import push
 from tools.oci.push import Attestation, PushError, Target
 
@@ -148,6 +149,8 @@ def check_key(key: str) -> Path | None:
     return path.resolve()
 
 
+# A check that cannot run at all exits 2, apart from 1 for tags that fail it.
+@cli.tool("verify", VerifyError, PushError, status=2)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", type=push.parse_image, action="append", default=[], required=True,
@@ -158,22 +161,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attest", type=push.parse_attestation, action="append", default=[],
                         help="LAYOUT=TYPE=PREDICATE: an attestation :push attaches (repeatable)")
     args = parser.parse_args(argv)
-    try:
-        prefix = (args.repository or os.environ.get("DISTROLESS_REPOSITORY", "")).rstrip("/")
-        if not prefix:
-            raise VerifyError("no repository: pass --repository REGISTRY/PREFIX (as given to :push) or set "
-                              "DISTROLESS_REPOSITORY")
-        targets = [Target(layout, f"{prefix}/{name}", tags) for layout, name, tags in args.image]
-        for target in targets:
-            push.check_target(target)
-        key = check_key(args.key)
-        if key is None:
-            print("verify: NOTE: no --key: digests are compared, signatures and attestations are NOT checked",
-                  file=sys.stderr)
-        rows = verify(targets, key, args.attest)
-    except (VerifyError, PushError) as error:
-        print(f"verify: {error}", file=sys.stderr)
-        return 2
+    prefix = (args.repository or os.environ.get("DISTROLESS_REPOSITORY", "")).rstrip("/")
+    if not prefix:
+        raise VerifyError("no repository: pass --repository REGISTRY/PREFIX (as given to :push) or set "
+                          "DISTROLESS_REPOSITORY")
+    targets = [Target(layout, f"{prefix}/{name}", tags) for layout, name, tags in args.image]
+    for target in targets:
+        push.check_target(target)
+    key = check_key(args.key)
+    if key is None:
+        print("verify: NOTE: no --key: digests are compared, signatures and attestations are NOT checked",
+              file=sys.stderr)
+    rows = verify(targets, key, args.attest)
     print(table(rows))
     failed = [row for row in rows if row.verdict != "OK"]
     if failed:
@@ -186,4 +185,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -120,7 +120,7 @@ def test_bad_source_descriptions_fail_clearly(inputs, tmp_path: Path, capsys, so
     code, out = run(inputs, tmp_path)
     assert code == 1 and not out.exists()
     error = capsys.readouterr().err
-    assert error.startswith("provenance: ") and message in error and error.count("\n") == 1
+    assert error.startswith("provenance: error: ") and message in error and error.count("\n") == 1
 
 
 def test_missing_bazel_pin_and_missing_dependency_fail_clearly(inputs, tmp_path: Path, capsys) -> None:

@@ -411,7 +411,7 @@ def test_main_reports_a_failed_push(
 
     assert status == 1
     assert [call[0] for call in crane.calls()] == ["push"]
-    error_lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("push: ")]
+    error_lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("push: error: ")]
     assert len(error_lines) == 1 and REPOSITORY in error_lines[0]
 
 

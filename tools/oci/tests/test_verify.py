@@ -222,7 +222,7 @@ def test_unreachable_registry_is_one_clear_error(world: World, capsys) -> None:
     world.state["unreachable"] = True
     assert world.run("--key", str(world.key)) == 2
     line = error_line(capsys)
-    assert line.startswith(f"verify: cannot read {PREFIX}/python:3.13 from the registry") and "reachable" in line
+    assert line.startswith(f"verify: error: cannot read {PREFIX}/python:3.13 from the registry") and "reachable" in line
 
 
 @pytest.mark.parametrize("arguments, message", [
