@@ -124,16 +124,24 @@ oci_push = rule(
     },
 )
 
-def _oci_push_all_impl(ctx):
+def image_arguments(ctx):
+    """--image LAYOUT=NAME:TAGS and --attest arguments, and their files, from `images` and `attestations`.
+
+    Shared by oci_push_all and oci_verify_all, which take the same two attributes.
+    """
     arguments = []
-    layouts = []
+    files = []
     for image, destination in ctx.attr.images.items():
         layout = image[DefaultInfo].files.to_list()[0]
-        layouts.append(layout)
+        files.append(layout)
         arguments += ["--image", "%s=%s" % (layout.short_path, destination)]
     for push in ctx.attr.attestations:
         arguments += push[OciAttestationsInfo].arguments
-        layouts += push[OciAttestationsInfo].files
+        files += push[OciAttestationsInfo].files
+    return arguments, files
+
+def _oci_push_all_impl(ctx):
+    arguments, layouts = image_arguments(ctx)
     return [DefaultInfo(executable = _script(ctx, arguments), runfiles = _runfiles(ctx, layouts))]
 
 oci_push_all = rule(

@@ -2,7 +2,7 @@
 
 load("//tools/private:docs.bzl", "rule_doc")
 load("//tools/private:launcher.bzl", "expand_launcher", "launcher_attr")
-load(":push.bzl", "OciAttestationsInfo")
+load(":push.bzl", "OciAttestationsInfo", "image_arguments")
 
 _VERIFY_ALL_DOC = rule_doc(
     summary = """Checks that a registry serves the images this checkout builds: `bazel run` it.""",
@@ -31,15 +31,7 @@ oci_verify_all(
 )
 
 def _oci_verify_all_impl(ctx):
-    arguments = []
-    files = []
-    for image, destination in ctx.attr.images.items():
-        layout = image[DefaultInfo].files.to_list()[0]
-        files.append(layout)
-        arguments += ["--image", "%s=%s" % (layout.short_path, destination)]
-    for push in ctx.attr.attestations:
-        arguments += push[OciAttestationsInfo].arguments
-        files += push[OciAttestationsInfo].files
+    arguments, files = image_arguments(ctx)
     script = expand_launcher(ctx, {"{{verify}}": [ctx.executable._verify.short_path], "{{arguments}}": arguments})
     runfiles = ctx.runfiles(files = files).merge(ctx.attr._verify[DefaultInfo].default_runfiles)
     return [DefaultInfo(executable = script, runfiles = runfiles)]
