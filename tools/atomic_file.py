@@ -4,7 +4,7 @@ The data goes to a temporary file beside the target (the same file system, so th
 unique name (so several writers at once do not collide), which `os.replace` then puts in the target's place.
 On any error, Ctrl-C included, the temporary file is removed and the target is left as it was.
 
-Standard library only: tools/build_root.py imports it when tools/bazel runs it with the machine's python3.
+Standard library only.
 """
 
 from __future__ import annotations
