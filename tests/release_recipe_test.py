@@ -12,6 +12,7 @@ Nothing is downloaded: `bazel query` loads the image macros and the lock hub, ne
 from __future__ import annotations
 
 import filecmp
+import fnmatch
 import os
 import re
 import shutil
@@ -29,10 +30,18 @@ EXPECTED_SUFFIXES = ["", "-nonroot", "-debug", "-debug-nonroot", "-dev", "_amd64
                      "_amd64_sbom", ".sbom"]
 
 
+# What of a checkout is not the workspace's source: its VCS data, Bazel's convenience links, bytecode caches
+# and local settings. Neither copied nor compared.
+NOT_SOURCE = (".git", "bazel-*", "__pycache__", "user.bazelrc")
+
+
+def is_source(relative: Path) -> bool:
+    return not any(fnmatch.fnmatch(part, pattern) for part in relative.parts for pattern in NOT_SOURCE)
+
+
 def copy_workspace(source: Path, target: Path) -> None:
-    """The checkout's files, without its VCS data, Bazel's convenience links and local settings."""
-    ignored = shutil.ignore_patterns(".git", "bazel-*", "__pycache__", "user.bazelrc")
-    shutil.copytree(source, target, ignore=ignored, symlinks=True)
+    """The checkout's source files (NOT_SOURCE left out)."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(*NOT_SOURCE), symlinks=True)
 
 
 def add_entry(workspace: Path, entry: str) -> None:
@@ -51,8 +60,7 @@ def edited_files(original: Path, copy: Path) -> list[str]:
     edited = []
     for path in original.rglob("*"):
         relative = path.relative_to(original)
-        if relative.parts[0] in (".git",) or relative.parts[0].startswith("bazel-") or "__pycache__" in relative.parts \
-                or not path.is_file() or path.is_symlink() or relative.as_posix() == "user.bazelrc":
+        if not is_source(relative) or not path.is_file() or path.is_symlink():
             continue
         if not filecmp.cmp(path, copy / relative, shallow=False):
             edited.append(relative.as_posix())
@@ -97,8 +105,8 @@ def test_release_recipe(workspace: Path) -> None:
         deb = bazel.run("query", "@debian_releases//throwaway/arm64:libc6")
         assert deb.returncode == 0, "the hub has no alias for the new release's libc6 (arm64); output above"
 
-        assert edited_files(original, workspace) == [CONFIG], \
-            f"the recipe must edit only {CONFIG}; edited: {edited_files(original, workspace)}"
+        edited = edited_files(original, workspace)
+        assert edited == [CONFIG], f"the recipe must edit only {CONFIG}; edited: {edited}"
 
         # 3. An entry naming a release nobody locked fails with what to do.
         add_entry(workspace, '"9.97": _python("nosuchrelease", "3.13", merged_usr = True)')

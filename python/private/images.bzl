@@ -152,6 +152,7 @@ def _layers(version, config, arch):
     _package_tests(prefix + "_dev_package_tests", dev)
     _dev_tests(prefix + "_dev_tests", config)
     return struct(
+        archive_state = release.archive_state,
         layers = layers + [prefix + "_ld_so_cache", prefix + "_pyc"],
         python_version = python_version,
         debs = _debs(packages, system + python),
@@ -176,7 +177,7 @@ def _variant_image(version, config, arch, variant, shared):
         user = "65532" if settings.nonroot else "",
         workdir = "/home/nonroot" if settings.nonroot else "",
         labels = _labels(version, shared.python_version),
-        annotations = {ARCHIVE_STATE_ANNOTATION: _release(version, config).archive_state},
+        annotations = {ARCHIVE_STATE_ANNOTATION: shared.archive_state},
         architecture = arch,
         variant = "v8" if arch == "arm64" else "",
     )

@@ -51,13 +51,10 @@ def remote_digest(reference: str) -> str:
                       "check --repository")
 
 
-def cosign(arguments: list[str], reference: str) -> subprocess.CompletedProcess[str]:
-    return push.Signer.cosign(arguments, reference)
-
-
 def attested(reference: str, key: Path, kind: str) -> list[Any] | None:
     """The predicates of one type that `key` attested for the reference; None when none verifies."""
-    result = cosign(["verify-attestation", "--key", str(key), "--type", kind, *push.OFFLINE_VERIFYING], reference)
+    result = push.Signer.cosign(
+        ["verify-attestation", "--key", str(key), "--type", kind, *push.OFFLINE_VERIFYING], reference)
     return push.predicates(result.stdout, kind) if result.returncode == 0 else None
 
 
@@ -74,7 +71,7 @@ def provenance_inputs(predicate: Any) -> str:
 
 def check_signature(reference: str, key: Path, expected: list[Attestation]) -> str:
     """VERIFIED, or 'BAD: ...' naming what failed, for one pushed digest."""
-    signed = cosign(["verify", "--key", str(key), *push.OFFLINE_VERIFYING], reference)
+    signed = push.Signer.cosign(["verify", "--key", str(key), *push.OFFLINE_VERIFYING], reference)
     if signed.returncode != 0:
         return "BAD: no signature by this key"
     for kind, normalise in (("spdxjson", lambda p: json.dumps(p, sort_keys=True)), ("slsaprovenance1", provenance_inputs)):
