@@ -1,5 +1,8 @@
 """`bazel run //:push` and `//:verify` against a real registry (Debian's docker-registry) started on loopback by
-this test.
+this test, with and without htpasswd authentication.
+
+Credentials live where a user's do, outside the checkout: a docker config written by `crane auth login` and named
+by DOCKER_CONFIG, or a credential helper program on PATH that it names; cosign keys too.
 
 Each PUSH_EXPECT entry LAYOUT=NAME:TAG[,TAG] names a locally built image and the tags :push must give it.
 """
@@ -26,6 +29,8 @@ from typing import Iterator
 import pytest
 
 PUSH = os.environ["PUSH_BINARY"]
+PUSH_ONE = os.environ["PUSH_ONE_BINARY"]
+PUSH_ONE_LAYOUT = os.environ["PUSH_ONE_LAYOUT"]
 VERIFY = os.environ["VERIFY_BINARY"]
 EXPECTED = [arg.split("=", 1) for arg in os.environ["PUSH_EXPECT"].split()]
 # Per-architecture image layout -> the SBOM :push attests for it.
@@ -219,24 +224,105 @@ def test_interrupted_push_completes_when_run_again(registry: str) -> None:
     assert crane("digest", f"{prefix}/{name}:{tags.split(',')[0]}") == manifest_digest
 
 
-def test_refused_credentials_fail_clearly_and_move_no_tag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@contextlib.contextmanager
+def docker_config(directory: Path, monkeypatch: pytest.MonkeyPatch, config: dict | None = None) -> Iterator[Path]:
+    """DOCKER_CONFIG naming `directory` (outside the checkout), for this test and what it runs."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if config is not None:
+        (directory / "config.json").write_text(json.dumps(config))
+    with monkeypatch.context() as patch:
+        patch.setenv("DOCKER_CONFIG", str(directory))
+        yield directory / "config.json"
+
+
+def crane_login(address: str, password: str = PASSWORD) -> None:
+    """What a user does once on the machine: `crane auth login` writes the docker config DOCKER_CONFIG names."""
+    subprocess.run(["crane", "auth", "login", address, "-u", USER, "-p", password], check=True, capture_output=True)
+
+
+def tag_exists(reference: str) -> bool:
+    return subprocess.run(["crane", "digest", reference], capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def auth_registry() -> Iterator[str]:
+    with running_registry(with_auth=True) as address:
+        yield address
+
+
+def test_no_or_refused_credentials_fail_naming_the_registry_and_config_and_move_no_tag(
+    auth_registry: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     layout, destination = EXPECTED[0]
     name, tags = destination.split(":")
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))  # no credentials at all
-    with running_registry(with_auth=True) as address:
-        refused = run_push("--repository", f"{address}/auth")
-        assert refused.returncode == 1
-        assert f"push: error: pushing {Path(layout).name} to {address}/auth/{name} failed" in refused.stderr
-        assert "The registry refused the credentials" in refused.stderr
+    reference = f"{auth_registry}/refused/{name}:{tags.split(',')[0]}"
+    with docker_config(tmp_path / "none", monkeypatch) as config:
+        refused = run_push("--repository", f"{auth_registry}/refused")
+    assert refused.returncode == 1
+    assert f"push: error: pushing {Path(layout).name} to {auth_registry}/refused/{name} failed" in refused.stderr
+    assert (f"{auth_registry} asks for credentials and there are none for it in {config} (it does not exist); "
+            f"log in with `crane auth login {auth_registry} -u USER`") in refused.stderr, refused.stderr
+    assert refused.stderr.rstrip().endswith("no tag was moved.")
 
-        # The user's docker config is where credentials come from.
-        token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-        (tmp_path / "config.json").write_text(json.dumps({"auths": {address: {"auth": token}}}))
-        accepted = run_push("--repository", f"{address}/auth")
-        assert accepted.returncode == 0, accepted.stderr
-        digest = subprocess.run(["crane", "digest", f"{address}/auth/{name}:{tags.split(',')[0]}"],
-                                capture_output=True, text=True, check=True).stdout.strip()
-        assert digest == local_digest(layout)
+    with docker_config(tmp_path / "wrong", monkeypatch) as config:
+        crane_login(auth_registry, password="wrong-password")
+        wrong = run_push("--repository", f"{auth_registry}/refused")
+    assert wrong.returncode == 1
+    assert f"{auth_registry} refused the credentials of the auths entry for it in {config}" in wrong.stderr, wrong.stderr
+
+    with docker_config(tmp_path / "right", monkeypatch):
+        crane_login(auth_registry)
+        assert not tag_exists(reference), "a refused push moved a tag"
+
+
+def write_helper(directory: Path, name: str, home: Path, secret: str | None) -> Path:
+    """docker-credential-NAME: answers `get` from a file in its own state directory under $HOME, as real helpers
+    keep theirs; logs each call. With secret None it fails as a locked store does."""
+    directory.mkdir(parents=True, exist_ok=True)
+    state = home / f".{name}"
+    state.mkdir(parents=True, exist_ok=True)
+    if secret is not None:
+        (state / "secret").write_text(secret)
+    helper = directory / f"docker-credential-{name}"
+    answer = (f'printf \'{{"ServerURL":"%s","Username":"{USER}","Secret":"%s"}}\\n\' "$server" "$(cat "$HOME/.{name}/secret")"'
+              if secret is not None else 'echo "the store is locked; run unlock first"; exit 1')
+    helper.write_text("#!/bin/sh\n"
+                      '[ "$1" = get ] || { echo "unsupported: $1"; exit 1; }\n'
+                      "read -r server\n"
+                      f'echo "$server" >> "$HOME/.{name}/calls"\n'
+                      f"{answer}\n")
+    helper.chmod(0o755)
+    return state / "calls"
+
+
+@pytest.mark.parametrize("field", ["credHelpers", "credsStore"])
+def test_push_with_a_credential_helper_on_path(
+    field: str, auth_registry: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    calls = write_helper(tmp_path / "bin", "testvault", home, PASSWORD)
+    write_helper(tmp_path / "bin", "locked", home, None)
+    config = {"credHelpers": {auth_registry: "testvault"}} if field == "credHelpers" else {"credsStore": "testvault"}
+    repository = f"{auth_registry}/helper-{field.lower()}/python"
+    with docker_config(tmp_path / "docker", monkeypatch, config):
+        pushed = subprocess.run([PUSH_ONE, "--repository", repository, "--tag", "pinned"], capture_output=True,
+                                text=True, timeout=600)
+        assert pushed.returncode == 0, pushed.stderr
+        assert crane("digest", f"{repository}:pinned") == local_digest(PUSH_ONE_LAYOUT)
+    assert auth_registry in calls.read_text().split(), "the helper was never asked"
+
+    # A helper that fails is named, with what it said; nothing is tagged.
+    locked = {"credHelpers": {auth_registry: "locked"}} if field == "credHelpers" else {"credsStore": "locked"}
+    with docker_config(tmp_path / "locked", monkeypatch, locked) as config_file:
+        failed = subprocess.run([PUSH_ONE, "--repository", repository, "--tag", "locked"], capture_output=True,
+                                text=True, timeout=600)
+    assert failed.returncode == 1
+    assert (f"the credential helper docker-credential-locked ({field} in {config_file}) failed for {auth_registry}: "
+            "the store is locked; run unlock first") in failed.stderr, failed.stderr
+    with docker_config(tmp_path / "docker", monkeypatch, config):
+        assert not tag_exists(f"{repository}:locked")
 
 
 def test_unreachable_registry_fails_with_one_clear_error() -> None:
@@ -291,7 +377,13 @@ def signed_push(prefix: str, key: Path, password: str) -> subprocess.CompletedPr
                           timeout=1800, env=dict(os.environ, COSIGN_PASSWORD=password))
 
 
-def test_signed_push_signs_and_attests_every_image_by_digest(registry: str, tmp_path: Path) -> None:
+def test_signed_push_signs_and_attests_every_image_by_digest(
+    auth_registry: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Against the registry that asks for credentials, logged in with `crane auth login`, keys outside the checkout."""
+    registry = auth_registry
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    crane_login(registry)
     password = "throwaway-test-password"
     key, public_key = key_pair(tmp_path / "keys", password)
     _, other_public_key = key_pair(tmp_path / "other", "another-password")

@@ -17,7 +17,9 @@ import lzma
 import os
 import platform
 import re
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,7 +28,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 PACKAGE_LIST = Path(__file__).resolve().parent / "build_root.packages"
 PROJECT_DIR = PACKAGE_LIST.parent.parent
@@ -55,10 +57,9 @@ SUBSTITUTIONS_FILE = "etc/distroless-python-substitutions"
 DEBIAN_ARCHS = {"x86_64": "amd64", "aarch64": "arm64"}
 # Variables passed from the caller into the root; everything else is dropped so builds do not depend on it.
 PASSED_VARIABLES = (
-    "TERM", "CI", "DOCKER_HOST", "USER", "LOGNAME", "COLUMNS", SNAPSHOT_VARIABLE, "DISTROLESS_REPOSITORY",
+    "TERM", "CI", "DOCKER_HOST", "USER", "LOGNAME", "COLUMNS", SNAPSHOT_VARIABLE,
     "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
     "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CERT", "PIP_DEFAULT_TIMEOUT",
-    "COSIGN_KEY", "COSIGN_PASSWORD",
 )
 # Set inside the root to the cache directory of tools/remote/cluster (BuildGrid's venv, the cluster's state).
 REMOTE_CACHE_VARIABLE = "DISTROLESS_REMOTE_CACHE"
@@ -311,6 +312,11 @@ class CacheLayout:
         return self.home / f"remote-{self.key}"
 
     @property
+    def host_tools(self) -> Path:
+        # Per root: the machine-side wrappers that run this root's crane, cosign and docker (HOST_LAUNCHER).
+        return self.home / f"host-tools-{self.key}"
+
+    @property
     def lock_file(self) -> Path:
         return self.home / f"root-{self.key}.lock"
 
@@ -429,7 +435,7 @@ def remove_stale_roots(layout: CacheLayout, keep: int = KEPT_ROOTS) -> None:
             except BlockingIOError:
                 continue
             log(f"removing the unused build root {stale.root.name} and its Bazel outputs")
-            for directory in (stale.root, stale.output_user_root, stale.remote_cache):
+            for directory in (stale.root, stale.output_user_root, stale.remote_cache, stale.host_tools):
                 shutil.rmtree(directory, ignore_errors=True)
         stale.lock_file.unlink(missing_ok=True)
 
@@ -489,7 +495,7 @@ def configure_root(layout: CacheLayout, project: Path) -> None:
 # the project and the caches into it at their own paths, pivot into it and drop the old root.
 ENTER_SCRIPT = r"""
 set -e
-root=$1 project=$2; shift 2
+root=$1 cwd=$2; shift 2
 mount --rbind "$root" "$root"
 mount -t proc proc "$root/proc"
 mount --rbind /dev "$root/dev"
@@ -508,13 +514,15 @@ mkdir -p "$root/.old-root"
 cd "$root"
 pivot_root . .old-root
 umount -l /.old-root
-cd "$project"
+cd "$cwd"
 exec "$@"
 """
 
 
 def enter_command(layout: CacheLayout, project: Path, environment: dict[str, str], argv: Sequence[str],
-                  is_root: bool, extra_binds: Sequence[str] = ()) -> list[str]:
+                  is_root: bool, extra_binds: Sequence[str] = (), program: str = "bazel",
+                  cwd: Path | None = None) -> list[str]:
+    """The command that enters the root and runs `program` there, in `cwd` (inside the project; default its top)."""
     namespace = ["unshare", "--mount", "--propagation", "private"]
     if not is_root:
         namespace[1:1] = ["--user", "--map-root-user"]
@@ -522,8 +530,8 @@ def enter_command(layout: CacheLayout, project: Path, environment: dict[str, str
              *engine_sockets(environment),
              *extra_binds]
     env = ["env", "-i", *(f"{key}={value}" for key, value in sorted(environment.items()))]
-    return [*namespace, "/bin/sh", "-c", ENTER_SCRIPT, "enter-root", str(layout.root), str(project), *binds, "--",
-            *env, "bazel", *argv]
+    return [*namespace, "/bin/sh", "-c", ENTER_SCRIPT, "enter-root", str(layout.root), str(cwd or project), *binds, "--",
+            *env, program, *argv]
 
 
 # Bazel options whose value is a directory on the machine: bound into the root at the same path, so that
@@ -645,14 +653,113 @@ def clean_scratch(layout: CacheLayout) -> None:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def run(argv: Sequence[str], environ: dict[str, str]) -> list[str]:
+# --- `bazel run`: launchers that run on the machine ----------------------------------------------------
+
+# The line that marks a launcher (tools/oci/private/*.sh.tpl) tools/bazel runs on the machine after Bazel built
+# it in the root: pushing, verifying and loading need the user's world, which the root does not have: the docker
+# config and the credential helpers it names (programs on the machine's PATH with their own state in $HOME),
+# key files anywhere, the engine's contexts. Every other `bazel run` target runs in the root, as it always did.
+HOST_LAUNCHER = "# tools/bazel: runs on the machine"
+# The root's programs such launchers call: crane and cosign come first on the PATH, so the pinned ones run;
+# docker comes last, so the machine's own CLI (its contexts, its plugins) wins where there is one.
+HOST_TOOLS_FIRST = ("crane", "cosign")
+HOST_TOOLS_LAST = ("docker",)
+# The root's dynamic loader and library directory, by machine: the root's binaries run on the machine through
+# them, since the machine's libc may be older than the one they were built against.
+ROOT_LOADERS = {"x86_64": "x86_64-linux-gnu/ld-linux-x86-64.so.2", "aarch64": "aarch64-linux-gnu/ld-linux-aarch64.so.1"}
+
+
+def command_index(argv: Sequence[str]) -> int | None:
+    """Where Bazel's command word is in argv (after the startup options), or None."""
+    skip = False
+    for index, argument in enumerate(argv):
+        if skip:
+            skip = False
+        elif argument.startswith("-"):
+            skip = argument in VALUE_OPTIONS
+        else:
+            return index
+    return None
+
+
+def with_script_path(argv: Sequence[str], script: Path) -> list[str] | None:
+    """A `run` command's argv asking Bazel to write the run script instead of running it; None for others.
+
+    Also None when the caller asked for a script themselves: theirs is what they get.
+    """
+    index = command_index(argv)
+    if index is None or argv[index] != "run":
+        return None
+    options = argv[:argv.index("--")] if "--" in argv else argv
+    if any(argument.startswith("--script_path") for argument in options):
+        return None
+    return [*argv[:index + 1], f"--script_path={script}", *argv[index + 1:]]
+
+
+def host_launcher(script: str) -> Path | None:
+    """The launcher a run script starts, when it is marked HOST_LAUNCHER."""
+    for candidate in re.findall(r"(/[^\s'\"]+)", script):
+        path = Path(candidate)
+        with contextlib.suppress(OSError):
+            if path.is_file() and any(line.startswith(HOST_LAUNCHER)
+                                      for line in path.read_text(errors="replace")[:1024].splitlines()):
+                return path
+    return None
+
+
+def write_host_tools(layout: CacheLayout, machine: str = platform.machine()) -> tuple[Path, Path]:
+    """Wrappers that run the root's own programs on the machine; the directories to put first and last on PATH."""
+    loader = ROOT_LOADERS.get(machine)
+    if loader is None:
+        raise BuildRootError(f"`tools/bazel run` of a push, verify or load target runs the build root's crane and "
+                             f"cosign on this machine, which it cannot do on {machine}; run it on x86_64 or aarch64.")
+    libraries = layout.root / "usr/lib" / loader.split("/")[0]
+    directories = (layout.host_tools / "first", layout.host_tools / "last")
+    for directory, names in zip(directories, (HOST_TOOLS_FIRST, HOST_TOOLS_LAST)):
+        for name in names:
+            wrapper = directory / name
+            write_if_changed(wrapper, "#!/bin/sh\n# Written by tools/bazel: the build root's " + name + ", run on the "
+                             "machine with the root's own libraries.\nexec " + " ".join(shlex.quote(str(word)) for word in (
+                                 layout.root / "usr/lib" / loader, "--library-path", libraries,
+                                 layout.root / "usr/bin" / name)) + ' "$@"\n')
+            wrapper.chmod(0o755)
+    return directories
+
+
+def host_environment(environ: dict[str, str], tools: tuple[Path, Path], project: Path, cwd: Path) -> dict[str, str]:
+    """The user's whole environment, with the root's tools on PATH and what `bazel run` tells its binaries."""
+    first, last = tools
+    environment = dict(environ)
+    environment["PATH"] = os.pathsep.join(
+        part for part in (str(first), environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), str(last)) if part)
+    environment.setdefault("BUILD_WORKSPACE_DIRECTORY", str(project))
+    environment.setdefault("BUILD_WORKING_DIRECTORY", str(cwd))
+    return environment
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to carry out one tools/bazel command: Bazel in the root, then, for `run`, the script it wrote."""
+
+    command: list[str]  # Bazel in the root
+    script: Path | None = None  # where a `run` command's script is written
+    layout: CacheLayout | None = None
+    project: Path = PROJECT_DIR
+    root_command: Callable[[str], list[str]] | None = None  # the command that runs a script's text in the root
+
+
+def run(argv: Sequence[str], environ: dict[str, str]) -> Plan:
     """Prepares the root and returns the command that runs Bazel inside it."""
     is_root = os.geteuid() == 0
     packages = read_package_list()
     layout = cache_layout(environ, packages)
     mirrors = find_mirrors(environ, read_apt_sources())
     ensure_root(packages, layout, mirrors, is_root, snapshot_mirror(environ, packages))
-    project = find_project(Path.cwd().resolve())
+    cwd = Path.cwd().resolve()
+    project = find_project(cwd)
+    # Bazel runs where the user is, so relative target patterns and `bazel run`'s BUILD_WORKING_DIRECTORY are
+    # theirs; outside any workspace (bazelisk's `bazel version`, say) it runs at the project's top.
+    cwd = cwd if cwd.is_relative_to(project) else project
     configure_root(layout, project)
     clean_scratch(layout)
     for directory in (layout.output_user_root, layout.repository_cache, layout.remote_cache):
@@ -661,18 +768,55 @@ def run(argv: Sequence[str], environ: dict[str, str]) -> list[str]:
     binds += [path for path in git_directories(project) if path not in binds]
     environment = root_environment(environ, mirrors)
     environment[REMOTE_CACHE_VARIABLE] = str(layout.remote_cache)
-    return enter_command(layout, project, environment, arguments, is_root, binds)
+    # Inside the output root, which the root sees at the same path; one per tools/bazel process.
+    script = layout.output_user_root / f"run-script-{os.getpid()}"
+    scripted = with_script_path(arguments, script)
+    if scripted is None:
+        return Plan(enter_command(layout, project, environment, arguments, is_root, binds, cwd=cwd))
+    return Plan(enter_command(layout, project, environment, scripted, is_root, binds, cwd=cwd), script, layout, project,
+                lambda text: enter_command(layout, project, environment, ["-c", text, "bazel-run"], is_root, binds,
+                                           program="/bin/sh", cwd=cwd))
+
+
+def wait(command: list[str]) -> int:
+    """Runs Bazel and returns its exit status; Ctrl-C reaches it from the terminal, other signals are passed on."""
+    process = subprocess.Popen(command)
+    signal.signal(signal.SIGINT, lambda *_: None)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda number, _: process.send_signal(number))
+    status = process.wait()
+    return 128 - status if status < 0 else status
+
+
+def run_script(plan: Plan, environ: dict[str, str]) -> tuple[list[str], dict[str, str] | None]:
+    """The command that runs the script `bazel run` wrote, and its environment (None: the command sets it).
+
+    A HOST_LAUNCHER runs on the machine with the user's environment; every other target in the root.
+    """
+    assert plan.script is not None and plan.layout is not None and plan.root_command is not None
+    text = plan.script.read_text()
+    plan.script.unlink()
+    if host_launcher(text) is None:
+        return plan.root_command(text), None
+    environment = host_environment(environ, write_host_tools(plan.layout), plan.project, Path.cwd())
+    return ["/bin/sh", "-c", text, "bazel-run"], environment
 
 
 def main(argv: Sequence[str]) -> int:
     """Every argument goes to Bazel unchanged, so there is no option parsing here."""
     try:
-        command = run(argv, dict(os.environ))
+        plan = run(argv, dict(os.environ))
+        # Replacing this process keeps Bazel's stdin, stdout, signals and exit code those of the caller.
+        if plan.script is None:
+            os.execvp(plan.command[0], plan.command)
+        status = wait(plan.command)
+        if status != 0 or not plan.script.exists():
+            return status
+        command, environment = run_script(plan, dict(os.environ))
     except BuildRootError as error:
         print(f"tools/bazel: {error}", file=sys.stderr)
         return 2
-    # Replacing this process keeps Bazel's stdin, stdout, signals and exit code those of the caller.
-    os.execvp(command[0], command)
+    os.execvpe(command[0], command, os.environ if environment is None else environment)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 A tag therefore only ever moves to an image whose every blob is already in the registry; an interrupted push
 leaves no tag changed and can simply be run again (crane skips the blobs the registry already has).
-Credentials come from the user's docker config, as crane and cosign read them; nothing here stores any.
+Credentials come from the user's docker config, as crane and cosign read them, helpers included; nothing here
+stores any. tools/bazel runs this on the machine, not in the build root (tools/build_root.py, HOST_LAUNCHER).
 
 With a cosign key (--key or COSIGN_KEY, its password in COSIGN_PASSWORD), every pushed index and every image
 in it is signed by digest, and its attestations (SBOM, provenance) are attached, before any tag moves; the
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools import cli
+from tools.oci import credentials
 
 # The reference grammar of the distribution spec, simplified to what a repository and a tag may be.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -93,18 +95,19 @@ def crane(arguments: list[str], target: Target) -> str:
     sys.stderr.write(result.stderr)
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no message"])[-1]
-        raise PushError(f"pushing {target.layout.name} to {target.repository} failed: {last}. {advice(last)}; "
-                        "no tag was moved.")
+        raise PushError(f"pushing {target.layout.name} to {target.repository} failed: {last}. "
+                        f"{credentials.explain(target.repository, last)}; no tag was moved.")
     return result.stdout
 
 
-def advice(message: str) -> str:
-    """What to do about a failed crane call, judged from its last message."""
-    if re.search(r"\b(401|403)\b|UNAUTHORIZED|DENIED", message):
-        return ("The registry refused the credentials (or got none): log in with `docker login REGISTRY` or "
-                "`crane auth login REGISTRY`, which write your docker config")
-    return ("Check that the registry is reachable and that your docker config holds credentials for it "
-            "(docker login / crane auth login)")
+def user_path(path: str) -> Path:
+    """A path the user gave `bazel run`: relative ones are from where they ran it, not the runfiles."""
+    return Path(os.environ.get("BUILD_WORKING_DIRECTORY", "."), os.path.expanduser(path))
+
+
+def relative_note(given: str, path: Path) -> str:
+    """Where a relative path was looked for, for a message that names the path as the user gave it."""
+    return "" if os.path.isabs(os.path.expanduser(given)) else f" (looked for {path})"
 
 
 def child_digests(layout: Path, digest: str) -> list[str]:
@@ -127,9 +130,15 @@ class Signer:
     @staticmethod
     def load(key: str, directory: Path) -> "Signer":
         """Checks the key and its password by deriving the public key, before anything is pushed."""
-        if not Path(key).is_file() and "://" not in key:
-            raise PushError(f"the signing key {key} does not exist; pass --key (or COSIGN_KEY) naming a key made "
-                            "by `cosign generate-key-pair`; no image was pushed")
+        if "://" not in key:
+            path = user_path(key)
+            if not path.exists():
+                raise PushError(f"the signing key {key} does not exist{relative_note(key, path)}; pass --key (or "
+                                "COSIGN_KEY) naming a key made by `cosign generate-key-pair`; no image was pushed")
+            if not path.is_file():
+                raise PushError(f"the signing key {key} is not a file; pass --key (or COSIGN_KEY) naming a key made "
+                                "by `cosign generate-key-pair`; no image was pushed")
+            key = str(path.resolve())
         if "COSIGN_PASSWORD" not in os.environ:
             raise PushError(f"COSIGN_PASSWORD is not set: set it to the password of {key} (empty for a key without "
                             "one); no image was pushed")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tools import cli
-from tools.oci import push
+from tools.oci import credentials, push
 from tools.oci.push import Attestation, PushError, Target
 
 NOT_CHECKED = "not checked (no --key)"
@@ -47,8 +47,8 @@ def remote_digest(reference: str) -> str:
     last = (result.stderr.strip().splitlines() or ["no message"])[-1]
     if any(code in last for code in ("MANIFEST_UNKNOWN", "NAME_UNKNOWN", "NOT_FOUND", "404 Not Found")):
         return ""
-    raise VerifyError(f"cannot read {reference} from the registry: {last}. {push.advice(last)}; "
-                      "check --repository")
+    raise VerifyError(f"cannot read {reference} from the registry: {last}. "
+                      f"{credentials.explain(reference, last)}; check --repository")
 
 
 def attested(reference: str, key: Path, kind: str) -> list[Any] | None:
@@ -135,11 +135,13 @@ def table(rows: list[Row]) -> str:
 def check_key(key: str) -> Path | None:
     if not key:
         return None
-    # `bazel run` starts the tool in its runfiles; a relative path means one from where the user ran it.
-    path = Path(os.environ.get("BUILD_WORKING_DIRECTORY", ".")) / key
+    path = push.user_path(key)
+    if not path.exists():
+        raise VerifyError(f"the public key {key} does not exist{push.relative_note(key, path)}; pass --key naming "
+                          "the cosign.pub the images were signed with")
     if not path.is_file():
-        raise VerifyError(f"the public key {key} does not exist; pass --key naming the cosign.pub the images were "
-                          "signed with (inside the checkout: tools/bazel sees no other files of the machine)")
+        raise VerifyError(f"the public key {key} is not a file; pass --key naming the cosign.pub the images were "
+                          "signed with")
     if "PRIVATE KEY" in path.read_text(errors="replace"):
         raise VerifyError(f"{key} is a private key; pass the public key (cosign.pub, or `cosign public-key "
                           "--key cosign.key`)")

@@ -6,6 +6,7 @@ import fcntl
 import http.server
 import os
 import re
+import subprocess
 import threading
 from pathlib import Path
 
@@ -375,7 +376,7 @@ def test_root_environment_passes_only_known_variables() -> None:
          "DEBIAN_SNAPSHOT_MIRROR": "http://s.invalid"},
         {"DEBIAN_MIRROR": "http://m.invalid/debian"})
     assert environment["DOCKER_HOST"] == "unix:///d.sock"
-    assert environment["DISTROLESS_REPOSITORY"] == "127.0.0.1:5/x"
+    assert "DISTROLESS_REPOSITORY" not in environment  # read by :push on the machine, not in the root
     assert environment["DEBIAN_SNAPSHOT_MIRROR"] == "http://s.invalid"
     assert environment["DEBIAN_MIRROR"] == "http://m.invalid/debian"
     assert "SECRET_TOKEN" not in environment
@@ -384,17 +385,28 @@ def test_root_environment_passes_only_known_variables() -> None:
 
 def test_the_readme_variable_table_is_the_pass_through_list() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    table = readme.split("## Environment variables", 1)[1].split("\n## ", 1)[0]
+    # The first table: what enters the root (the second, what the machine-side launchers read, is checked below).
+    table = readme.split("## Environment variables", 1)[1].split("\n## ", 1)[0].split("| read on the machine", 1)[0]
     rows = [line for line in table.splitlines() if line.startswith("| `")]
     documented = {name for row in rows for name in re.findall(r"`([A-Za-z_]+)`", row.split(" | ")[0])}
     documented |= {name.upper() for name in documented if name.islower()}  # "(either case)"
-    assert {"DEBIAN_MIRROR", "DISTROLESS_REPOSITORY", "DOCKER_HOST"} <= documented
+    assert {"DEBIAN_MIRROR", "DOCKER_HOST"} <= documented
     reaching = (set(build_root.PASSED_VARIABLES) | set(build_root.MIRROR_VARIABLES) | set(build_root.HOST_VARIABLES)
                 | {build_root.REMOTE_CACHE_VARIABLE})
     assert documented - reaching == set(), "documented, but tools/bazel drops them: add them to PASSED_VARIABLES"
     # The terminal's and CI's own, and the one tools/bazel sets itself inside the root.
     internal = {"TERM", "CI", "USER", "LOGNAME", "COLUMNS", build_root.REMOTE_CACHE_VARIABLE}
     assert reaching - documented - internal - {"XDG_CACHE_HOME", "HOME"} == set(), "passed, but not documented"
+
+
+def test_the_readme_names_what_the_machine_side_launchers_read() -> None:
+    """They get the whole environment; the second table lists what they read, and none of it enters the root."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("| read on the machine by push, verify and load |", 1)[1].split("\n\n", 1)[0]
+    documented = set(re.findall(r"^\| `([A-Z_]+)`(?:, `([A-Z_]+)`)?", table, re.MULTILINE))
+    names = {name for pair in documented for name in pair if name}
+    assert names == {"DISTROLESS_REPOSITORY", "DOCKER_CONFIG", "COSIGN_KEY", "COSIGN_PASSWORD"}
+    assert names.isdisjoint(build_root.PASSED_VARIABLES)
 
 
 def test_main_reports_errors_in_one_message(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -404,6 +416,106 @@ def test_main_reports_errors_in_one_message(monkeypatch: pytest.MonkeyPatch, cap
     monkeypatch.setattr(build_root, "run", fail)
     assert build_root.main(["build"]) == 2
     assert capsys.readouterr().err == "tools/bazel: something is missing; do this.\n"
+
+
+def test_bazel_runs_in_the_users_directory_inside_the_project() -> None:
+    layout = build_root.CacheLayout(Path("/cache"), "abc")
+    command = build_root.enter_command(layout, Path("/p"), {}, ["build", ":x"], is_root=True, cwd=Path("/p/python"))
+    after_script = command[command.index("-c") + 2:]
+    assert after_script[:4] == ["enter-root", "/cache/root-abc", "/p/python", "/p"]
+    assert 'cd "$cwd"' in build_root.ENTER_SCRIPT
+
+
+@pytest.mark.parametrize("argv, index", [
+    (["run", "//:push"], 0),
+    (["--output_base=/o", "run", "//:push"], 1),
+    (["--output_base", "/o", "run", "//:push"], 2),
+    (["--bazelrc=/r", "--nohome_rc", "build", "//..."], 2),
+    (["--version"], None),
+])
+def test_command_index_skips_startup_options(argv: list[str], index: int | None) -> None:
+    assert build_root.command_index(argv) == index
+
+
+def test_run_asks_bazel_for_its_script_and_other_commands_pass_unchanged() -> None:
+    script = Path("/cache/bazel-abc/run-script-1")
+    assert build_root.with_script_path(["--output_base=/o", "run", "//:push", "--", "--key", "k"], script) == [
+        "--output_base=/o", "run", f"--script_path={script}", "//:push", "--", "--key", "k"]
+    assert build_root.with_script_path(["build", "//:push"], script) is None
+    assert build_root.with_script_path(["test", "//...", "--", "run"], script) is None
+    # A caller who asks for a script gets theirs; a --script_path after `--` is the program's argument.
+    assert build_root.with_script_path(["run", "--script_path=/mine", "//:push"], script) is None
+    assert build_root.with_script_path(["run", "//:push", "--", "--script_path=x"], script) is not None
+
+
+def run_script_text(launcher: Path) -> str:
+    """A run script as Bazel 7 writes it for `--script_path`."""
+    return (f"#!/bin/bash\ncd {launcher.parent}/x.runfiles/_main && \\\n  exec env \\\n    -u RUNFILES_DIR \\\n"
+            f"    BUILD_WORKING_DIRECTORY=/p \\\n  {launcher} --repository 'a b' \"$@\"")
+
+
+def test_host_launchers_are_found_by_their_marker(tmp_path: Path) -> None:
+    marked, plain = tmp_path / "push.sh", tmp_path / "update"
+    marked.write_text(f"#!/bin/sh\n{build_root.HOST_LAUNCHER}, because ...\nexec push \"$@\"\n")
+    plain.write_text("#!/bin/sh\nexec update \"$@\"\n")
+    assert build_root.host_launcher(run_script_text(marked)) == marked
+    assert build_root.host_launcher(run_script_text(plain)) is None
+    assert build_root.host_launcher(run_script_text(tmp_path / "gone.sh")) is None
+
+
+def test_the_push_verify_and_load_launchers_are_marked() -> None:
+    templates = Path(__file__).resolve().parents[1] / "oci" / "private"
+    for name in ("push", "verify", "load"):
+        lines = (templates / f"{name}.sh.tpl").read_text().splitlines()
+        assert lines[1].startswith(build_root.HOST_LAUNCHER), name
+    assert not (templates / "structure_test.sh.tpl").read_text().splitlines()[1].startswith(build_root.HOST_LAUNCHER)
+
+
+def test_host_tools_run_the_roots_binaries_with_the_roots_loader(tmp_path: Path) -> None:
+    """Wrappers over a "root" that is this test's own file system: they must really run its crane."""
+    loader = build_root.ROOT_LOADERS.get(os.uname().machine)
+    if loader is None or not Path("/usr/lib", loader).exists() or not Path("/usr/bin/crane").exists():
+        pytest.fail(f"no loader at /usr/lib/{loader} or no /usr/bin/crane here ({os.uname().machine}; the build root "
+                    "has both): the wrappers were NOT checked")
+    layout = build_root.CacheLayout(tmp_path, "abc")
+    layout.root.symlink_to("/")
+    first, last = build_root.write_host_tools(layout)
+    assert sorted(path.name for path in first.iterdir()) == ["cosign", "crane"]
+    assert [path.name for path in last.iterdir()] == ["docker"]
+    result = subprocess.run([str(first / "crane"), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "crane" in result.stdout, result.stderr
+    with pytest.raises(BuildRootError, match="cannot do on s390x"):
+        build_root.write_host_tools(layout, machine="s390x")
+
+
+def test_host_environment_is_the_users_with_the_roots_tools_around_its_path() -> None:
+    user = {"PATH": "/home/u/bin:/usr/bin", "HOME": "/home/u", "DOCKER_CONFIG": "/run/secrets/docker",
+            "COSIGN_PASSWORD": "x", "BUILD_WORKING_DIRECTORY": "/p/sub"}
+    environment = build_root.host_environment(user, (Path("/t/first"), Path("/t/last")), Path("/p"), Path("/p"))
+    assert environment["PATH"] == "/t/first:/home/u/bin:/usr/bin:/t/last"
+    assert {key: environment[key] for key in ("HOME", "DOCKER_CONFIG", "COSIGN_PASSWORD")} == {
+        "HOME": "/home/u", "DOCKER_CONFIG": "/run/secrets/docker", "COSIGN_PASSWORD": "x"}
+    assert environment["BUILD_WORKING_DIRECTORY"] == "/p/sub"
+    assert environment["BUILD_WORKSPACE_DIRECTORY"] == "/p"
+
+
+def test_a_host_launchers_script_runs_on_the_machine_and_any_other_in_the_root(tmp_path: Path) -> None:
+    layout = build_root.CacheLayout(tmp_path, "abc")
+    layout.root.symlink_to("/")
+    marked, plain = tmp_path / "push.sh", tmp_path / "update"
+    marked.write_text(f"#!/bin/sh\n{build_root.HOST_LAUNCHER}\n")
+    plain.write_text("#!/bin/sh\n")
+    for launcher, on_machine in ((marked, True), (plain, False)):
+        script = tmp_path / "run-script-1"
+        script.write_text(run_script_text(launcher))
+        plan = build_root.Plan(["bazel"], script, layout, Path("/p"), lambda text: ["in-root", text])
+        command, environment = build_root.run_script(plan, {"PATH": "/usr/bin", "HOME": "/home/u"})
+        assert not script.exists(), "the run script is left behind"
+        if on_machine:
+            assert command[:2] == ["/bin/sh", "-c"] and command[2] == run_script_text(launcher)
+            assert environment is not None and environment["HOME"] == "/home/u"
+        else:
+            assert command == ["in-root", run_script_text(launcher)] and environment is None
 
 
 if __name__ == "__main__":

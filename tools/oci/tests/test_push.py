@@ -261,18 +261,17 @@ def crane(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeCrane:
 REPOSITORY = "127.0.0.1:5000/distroless/python"
 
 
-@pytest.mark.parametrize("message", [
-    "Error: HEAD http://r/v2/x/manifests/sha256:1: unexpected status code 401 Unauthorized (HEAD responses have no body)",
-    "Error: PUT http://r/v2/x/blobs/uploads/: UNAUTHORIZED: authentication required",
-    "Error: POST http://r/v2/x/blobs/uploads/: DENIED: requested access to the resource is denied",
-])
-def test_advice_names_credentials_when_the_registry_refuses(message: str) -> None:
-    assert push.advice(message).startswith("The registry refused the credentials")
-
-
-def test_advice_otherwise_names_reachability() -> None:
-    assert push.advice("Error: Get http://r/v2/: dial tcp 127.0.0.1:9: connect: connection refused").startswith(
-        "Check that the registry is reachable")
+def test_a_refused_push_names_the_registry_and_the_config_read(
+    tmp_path: Path, crane: FakeCrane, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    layout = write_index(tmp_path / "image", descriptor(IMAGE_MANIFEST, DIGEST_A))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    crane.fail_on("push")
+    with pytest.raises(PushError) as error:
+        push.push(Target(layout, REPOSITORY, ("3.13",)))
+    assert (f"127.0.0.1:5000 asks for credentials and there are none for it in {tmp_path}/docker/config.json "
+            "(it does not exist)") in str(error.value)
+    assert str(error.value).endswith("no tag was moved.")
 
 
 def assert_push_then_tags(calls: list[list[str]], layout: Path, digest: str, tags: list[str]) -> None:
