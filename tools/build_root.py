@@ -193,6 +193,13 @@ def find_mirrors(environ: dict[str, str], sources: list[AptSource]) -> dict[str,
             "appended, then run tools/bazel again.")
     # Mirrors conventionally serve the security archive beside the main one.
     mirrors.setdefault("DEBIAN_SECURITY_MIRROR", mirrors["DEBIAN_MIRROR"] + "-security")
+    snapshot = environ.get(SNAPSHOT_VARIABLE, "").strip()
+    for name, url in [*mirrors.items(), *([(SNAPSHOT_VARIABLE, snapshot)] if snapshot else [])]:
+        if not re.match(r"(https?|file)://[^/]", url) and not url.startswith("file:///"):
+            origin = "" if name in environ else " (from the machine's apt sources)"
+            raise BuildRootError(
+                f"{name}={url}{origin} is not an http://, https:// or file:// URL, the only kinds Bazel's downloader "
+                f"fetches; set {name} to the archive's base URL (the directory holding dists/ and pool/).")
     return mirrors
 
 
@@ -321,23 +328,50 @@ class CacheLayout:
         return self.home / f"root-{self.key}.lock"
 
 
+def check_cache_home(home: Path) -> None:
+    """The cache directory must be a writable directory; says which variable moves it when it is not."""
+    where = f"The cache directory {home} (DISTROLESS_PYTHON_CACHE, else ~/.cache/distroless-python)"
+    if home.exists() and not home.is_dir():
+        raise BuildRootError(f"{where} is a file, not a directory; remove it, or set DISTROLESS_PYTHON_CACHE to a "
+                             "directory.")
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=home):
+            pass
+    except OSError as error:
+        raise BuildRootError(f"{where} cannot be written ({error.strerror}); set DISTROLESS_PYTHON_CACHE to a "
+                             "writable directory with 6 GB free.") from None
+
+
+def check_bazel_path(path: Path, what: str, fix: str) -> None:
+    """Bazel's server decodes paths as Latin-1 and mangles anything beyond ASCII (then the client's directory is
+    "not inside workspace" and even `shutdown` fails), so such a path is refused before a server starts."""
+    if not str(path).isascii():
+        raise BuildRootError(f"{what} {path} holds characters outside ASCII, which Bazel cannot use; {fix}.")
+
+
 def cache_layout(environ: dict[str, str], packages: PackageList) -> CacheLayout:
     return CacheLayout(cache_home(environ), packages.digest[:16])
 
 
 # --- Building the root ------------------------------------------------------------------------------
 
-def check_can_bootstrap(home: Path, is_root: bool, have_user_namespaces: bool) -> None:
+def check_user(euid: int) -> None:
+    """Refuses a non-root user at once: see the README's Quick start for why the root needs root."""
+    if euid != 0:
+        raise BuildRootError(
+            "tools/bazel must run as root: it builds its Debian build root with mmdebstrap and runs Bazel in a "
+            "private mount namespace, and a root built without root privileges is owned by subordinate ids that "
+            "this user can neither write nor remove. Run it as root (`sudo -E tools/bazel ...`; -E keeps "
+            "DOCKER_CONFIG, COSIGN_KEY and the mirror variables), or in a container or VM where you are root.")
+
+
+def check_can_bootstrap(home: Path) -> None:
     if not shutil.which("mmdebstrap"):
         raise BuildRootError(
             "mmdebstrap is not installed; tools/bazel needs it once to build the build root. Install it with "
             "'sudo apt-get install mmdebstrap' (Debian 12 bookworm or Ubuntu 22.04 and later), then run "
             "tools/bazel again.")
-    if not is_root and not have_user_namespaces:
-        raise BuildRootError(
-            "tools/bazel needs root or unprivileged user namespaces to build and enter the build root, and "
-            "this machine allows neither for this user. Run it as root (sudo tools/bazel ...), or enable user "
-            "namespaces (sysctl kernel.unprivileged_userns_clone=1) with subordinate ids in /etc/subuid.")
     home.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(home).free
     if free < REQUIRED_FREE_BYTES:
@@ -347,9 +381,9 @@ def check_can_bootstrap(home: Path, is_root: bool, have_user_namespaces: bool) -
             "to a directory on a larger disk.")
 
 
-def mmdebstrap_command(packages: PackageList, target: Path, mirror: str, is_root: bool, *fallbacks: str) -> list[str]:
+def mmdebstrap_command(packages: PackageList, target: Path, mirror: str, *fallbacks: str) -> list[str]:
     return [
-        "mmdebstrap", "--variant=apt", f"--mode={'root' if is_root else 'unshare'}",
+        "mmdebstrap", "--variant=apt", "--mode=root",
         # Snapshot mirrors serve Release files past their Valid-Until date.
         "--aptopt=Acquire::Check-Valid-Until \"false\"",
         "--include=" + ",".join(packages.packages),
@@ -357,9 +391,8 @@ def mmdebstrap_command(packages: PackageList, target: Path, mirror: str, is_root
     ]
 
 
-def bootstrap(packages: PackageList, layout: CacheLayout, mirrors: dict[str, str], is_root: bool,
-              snapshot: str = "") -> None:
-    check_can_bootstrap(layout.home, is_root, have_user_namespaces=not is_root and user_namespaces_work())
+def bootstrap(packages: PackageList, layout: CacheLayout, mirrors: dict[str, str], snapshot: str = "") -> None:
+    check_can_bootstrap(layout.home)
     check_mirror(mirrors["DEBIAN_MIRROR"], packages.suite)
     arch = DEBIAN_ARCHS.get(platform.machine(), platform.machine())
     served = served_versions(mirrors["DEBIAN_MIRROR"], packages.suite, arch)
@@ -379,7 +412,7 @@ def bootstrap(packages: PackageList, layout: CacheLayout, mirrors: dict[str, str
         f"{layout.root}; this happens once per package list and takes about a minute")
     started = time.monotonic()
     fallbacks = [snapshot] if snapshot else []
-    result = subprocess.run(mmdebstrap_command(packages, partial, mirrors["DEBIAN_MIRROR"], is_root, *fallbacks))
+    result = subprocess.run(mmdebstrap_command(packages, partial, mirrors["DEBIAN_MIRROR"], *fallbacks))
     if result.returncode != 0:
         shutil.rmtree(partial, ignore_errors=True)
         raise BuildRootError(f"mmdebstrap failed (exit {result.returncode}); its messages are above.")
@@ -387,10 +420,6 @@ def bootstrap(packages: PackageList, layout: CacheLayout, mirrors: dict[str, str
         (partial / SUBSTITUTIONS_FILE).write_text("".join(notice + "\n" for notice in notices))
     os.replace(partial, layout.root)
     log(f"build root ready in {time.monotonic() - started:.0f} s")
-
-
-def user_namespaces_work() -> bool:
-    return subprocess.run(["unshare", "--user", "--map-root-user", "true"], capture_output=True).returncode == 0
 
 
 @contextlib.contextmanager
@@ -401,12 +430,11 @@ def exclusive_lock(path: Path) -> Iterator[None]:
         yield
 
 
-def ensure_root(packages: PackageList, layout: CacheLayout, mirrors: dict[str, str], is_root: bool,
-                snapshot: str = "") -> None:
+def ensure_root(packages: PackageList, layout: CacheLayout, mirrors: dict[str, str], snapshot: str = "") -> None:
     if not layout.root.is_dir():
         with exclusive_lock(layout.lock_file):
             if not layout.root.is_dir():  # another tools/bazel may have built it while we waited
-                bootstrap(packages, layout, mirrors, is_root, snapshot)
+                bootstrap(packages, layout, mirrors, snapshot)
                 remove_stale_roots(layout)
     substitutions = layout.root / SUBSTITUTIONS_FILE
     if substitutions.exists():
@@ -520,12 +548,9 @@ exec "$@"
 
 
 def enter_command(layout: CacheLayout, project: Path, environment: dict[str, str], argv: Sequence[str],
-                  is_root: bool, extra_binds: Sequence[str] = (), program: str = "bazel",
-                  cwd: Path | None = None) -> list[str]:
+                  extra_binds: Sequence[str] = (), program: str = "bazel", cwd: Path | None = None) -> list[str]:
     """The command that enters the root and runs `program` there, in `cwd` (inside the project; default its top)."""
     namespace = ["unshare", "--mount", "--propagation", "private"]
-    if not is_root:
-        namespace[1:1] = ["--user", "--map-root-user"]
     binds = [str(project), str(layout.output_user_root), str(layout.repository_cache), str(layout.remote_cache),
              *engine_sockets(environment),
              *extra_binds]
@@ -559,10 +584,54 @@ def host_value(option: str, value: str, cwd: Path) -> tuple[str, list[str]]:
     return str(path), [str(path)]
 
 
-def host_path_arguments(argv: Sequence[str], cwd: Path) -> tuple[list[str], list[str]]:
+# Options whose value is NAME=PATH, PATH a directory on the machine.
+NAMED_PATH_OPTIONS = ("--override_module", "--override_repository")
+
+
+def named_path(argument: str, cwd: Path) -> str:
+    """The machine path an option argument (`--opt=/p`, a lone `/p` after `--opt`, NAME=/p, file:///p) names, or ''.
+
+    The rule: every absolute path given to Bazel before `--`, and every path starting `./` or `../`, is a path on
+    the machine (relative ones from `cwd`, where Bazel runs in the root too). `//...` is a label.
+    """
+    option, _, value = argument.partition("=") if argument.startswith("--") else ("", "", argument)
+    if option in NAMED_PATH_OPTIONS and "=" in value:
+        value = value.split("=", 1)[1]
+    value = value.removeprefix("file://")
+    if value.startswith(("./", "../")):
+        return str((cwd / value).resolve())
+    return value if value.startswith("/") and not value.startswith("//") else ""
+
+
+def machine_path_binds(path: str, root: Path | None) -> list[str]:
+    """What to bind so Bazel in the root reads and writes the machine's `path` there, at the same place.
+
+    An existing file or directory is bound itself. A path that does not exist yet is an output (a profile, an
+    execution log): its directory is bound, except where that directory is one of the root's own (/tmp, say,
+    which must stay the root's), where the file is created empty on the machine and bound. A directory that
+    exists in the root but not on the machine is refused: the output would vanish into the root.
+    """
+    target = Path(path)
+    if target.exists():
+        return [path]
+    parent = target.parent
+    if not parent.is_dir():
+        if root is not None and (root / str(parent).lstrip("/")).is_dir():
+            raise BuildRootError(f"{path}: the directory {parent} does not exist on this machine (only in the build "
+                                 "root, where the file would be lost); create it, or give a path in an existing "
+                                 "directory.")
+        return []  # neither here nor in the root: Bazel itself says it cannot write there
+    if root is not None and (root / str(parent).lstrip("/")).is_dir():
+        target.touch()
+        return [path]
+    return [str(parent)]
+
+
+def host_path_arguments(argv: Sequence[str], cwd: Path, root: Path | None = None) -> tuple[list[str], list[str]]:
     """The arguments with each host path option made absolute, and the paths to bind for them.
 
-    Every other argument, Bazel's remote options included, passes unchanged.
+    Directory options (HOST_PATH_OPTIONS) are made absolute and created; every other absolute path before `--`
+    is bound by machine_path_binds; everything else, Bazel's remote options included, passes unchanged.
     """
     arguments: list[str] = []
     binds: list[str] = []
@@ -583,6 +652,9 @@ def host_path_arguments(argv: Sequence[str], cwd: Path) -> tuple[list[str], list
             option, raw = argument.split("=", 1)
             value, paths = host_value(option, raw, cwd)
             arguments.append(f"{option}={value}")
+        elif named_path(argument, cwd):
+            paths = machine_path_binds(named_path(argument, cwd), root)
+            arguments.append(argument)
         else:
             arguments.append(argument)
             continue
@@ -595,6 +667,26 @@ def engine_sockets(environment: dict[str, str], default: str = DEFAULT_DOCKER_SO
     host = environment.get("DOCKER_HOST", "unix://" + default)
     path = host.removeprefix("unix://")
     return [path] if host.startswith("unix://") and os.path.exists(path) else []
+
+
+# Commands that fetch repositories and so take --repo_env (others reject it on the command line).
+FETCHING_COMMANDS = ("build", "test", "run", "coverage", "query", "cquery", "aquery", "fetch", "sync", "mod", "vendor",
+                     "info", "print_action")
+
+
+def with_mirror_variables(argv: Sequence[str], mirrors: dict[str, str], environ: dict[str, str]) -> list[str]:
+    """argv with this command's mirror variables given to Bazel as values, set or empty.
+
+    `--repo_env=NAME` alone (in the root's bazelrc) takes the value a running server started with, so a mirror
+    changed or unset between two commands would go unseen; an explicit NAME=VALUE is this command's own, and
+    a changed value makes Bazel fetch what depends on it again. Empty means unset to the repository rules.
+    """
+    index = command_index(argv)
+    if index is None or argv[index] not in FETCHING_COMMANDS:
+        return list(argv)
+    values = {**{name: "" for name in MIRROR_VARIABLES}, SNAPSHOT_VARIABLE: environ.get(SNAPSHOT_VARIABLE, ""),
+              **mirrors}
+    return [*argv[:index + 1], *(f"--repo_env={name}={values[name]}" for name in sorted(values)), *argv[index + 1:]]
 
 
 def root_environment(environ: dict[str, str], mirrors: dict[str, str]) -> dict[str, str]:
@@ -750,13 +842,16 @@ class Plan:
 
 def run(argv: Sequence[str], environ: dict[str, str]) -> Plan:
     """Prepares the root and returns the command that runs Bazel inside it."""
-    is_root = os.geteuid() == 0
-    packages = read_package_list()
-    layout = cache_layout(environ, packages)
-    mirrors = find_mirrors(environ, read_apt_sources())
-    ensure_root(packages, layout, mirrors, is_root, snapshot_mirror(environ, packages))
+    check_user(os.geteuid())
     cwd = Path.cwd().resolve()
     project = find_project(cwd)
+    check_bazel_path(project, "The checkout", "clone or move it to a path of ASCII characters only")
+    packages = read_package_list()
+    layout = cache_layout(environ, packages)
+    check_bazel_path(layout.home, "The cache directory", "set DISTROLESS_PYTHON_CACHE to a path of ASCII characters")
+    check_cache_home(layout.home)
+    mirrors = find_mirrors(environ, read_apt_sources())
+    ensure_root(packages, layout, mirrors, snapshot_mirror(environ, packages))
     # Bazel runs where the user is, so relative target patterns and `bazel run`'s BUILD_WORKING_DIRECTORY are
     # theirs; outside any workspace (bazelisk's `bazel version`, say) it runs at the project's top.
     cwd = cwd if cwd.is_relative_to(project) else project
@@ -764,7 +859,8 @@ def run(argv: Sequence[str], environ: dict[str, str]) -> Plan:
     clean_scratch(layout)
     for directory in (layout.output_user_root, layout.repository_cache, layout.remote_cache):
         directory.mkdir(parents=True, exist_ok=True)
-    arguments, binds = host_path_arguments(argv, Path.cwd())
+    arguments, binds = host_path_arguments(argv, Path.cwd(), layout.root)
+    arguments = with_mirror_variables(arguments, mirrors, environ)
     binds += [path for path in git_directories(project) if path not in binds]
     environment = root_environment(environ, mirrors)
     environment[REMOTE_CACHE_VARIABLE] = str(layout.remote_cache)
@@ -772,9 +868,9 @@ def run(argv: Sequence[str], environ: dict[str, str]) -> Plan:
     script = layout.output_user_root / f"run-script-{os.getpid()}"
     scripted = with_script_path(arguments, script)
     if scripted is None:
-        return Plan(enter_command(layout, project, environment, arguments, is_root, binds, cwd=cwd))
-    return Plan(enter_command(layout, project, environment, scripted, is_root, binds, cwd=cwd), script, layout, project,
-                lambda text: enter_command(layout, project, environment, ["-c", text, "bazel-run"], is_root, binds,
+        return Plan(enter_command(layout, project, environment, arguments, binds, cwd=cwd))
+    return Plan(enter_command(layout, project, environment, scripted, binds, cwd=cwd), script, layout, project,
+                lambda text: enter_command(layout, project, environment, ["-c", text, "bazel-run"], binds,
                                            program="/bin/sh", cwd=cwd))
 
 

@@ -73,6 +73,10 @@ def check_target(target: Target) -> None:
     if not REPOSITORY.fullmatch(target.repository):
         raise PushError(f"'{target.repository}' is not a valid repository (lowercase path components, optionally "
                         "after a registry host[:port], e.g. 127.0.0.1:5000/distroless/python); fix --repository")
+    registry, path = target.repository.split("/", 1) if "/" in target.repository else ("", target.repository)
+    if registry and credentials.registry_of(target.repository) == registry and len(path) < 2:
+        raise PushError(f"'{target.repository}': the repository name '{path}' after the registry is shorter than the "
+                        f"2 characters crane and cosign accept; use a longer name, e.g. {registry}/{path}/python")
     for tag in target.tags:
         if not TAG.fullmatch(tag):
             raise PushError(f"'{tag}' is not a valid tag for {target.repository} (letters, digits, '_', '.', '-', "

@@ -165,20 +165,14 @@ def test_malformed_package_list_names_the_line(tmp_path: Path, line: str) -> Non
 def test_missing_mmdebstrap_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(build_root.shutil, "which", lambda name: None)
     with pytest.raises(BuildRootError, match="apt-get install mmdebstrap"):
-        build_root.check_can_bootstrap(tmp_path, is_root=True, have_user_namespaces=False)
-
-
-def test_no_root_and_no_user_namespaces(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(build_root.shutil, "which", lambda name: "/usr/bin/" + name)
-    with pytest.raises(BuildRootError, match="root or unprivileged user namespaces"):
-        build_root.check_can_bootstrap(tmp_path, is_root=False, have_user_namespaces=False)
+        build_root.check_can_bootstrap(tmp_path)
 
 
 def test_not_enough_disk(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(build_root.shutil, "which", lambda name: "/usr/bin/" + name)
     monkeypatch.setattr(build_root.shutil, "disk_usage", lambda path: build_root.shutil._ntuple_diskusage(10, 9, 1))
     with pytest.raises(BuildRootError, match="Not enough disk space.*DISTROLESS_PYTHON_CACHE"):
-        build_root.check_can_bootstrap(tmp_path, is_root=True, have_user_namespaces=False)
+        build_root.check_can_bootstrap(tmp_path)
 
 
 def test_unreachable_mirror_names_the_url() -> None:
@@ -210,7 +204,7 @@ def test_reachable_mirror_passes(tmp_path: Path) -> None:
 
 def test_mmdebstrap_command_pins_packages_and_ignores_valid_until(tmp_path: Path) -> None:
     packages = build_root.PackageList("forky", ("bazel-bootstrap=7.7.1", "crane=0.20"), "0" * 64)
-    command = build_root.mmdebstrap_command(packages, tmp_path / "root", "http://m.invalid/debian", is_root=True)
+    command = build_root.mmdebstrap_command(packages, tmp_path / "root", "http://m.invalid/debian")
     assert "--include=bazel-bootstrap=7.7.1,crane=0.20" in command
     assert "--aptopt=Acquire::Check-Valid-Until \"false\"" in command
     assert command[-3:] == ["forky", str(tmp_path / "root"), "http://m.invalid/debian"]
@@ -220,7 +214,7 @@ def test_mmdebstrap_lists_the_snapshot_after_the_mirror(tmp_path: Path) -> None:
     packages = build_root.PackageList("forky", ("crane=0.20",), "0" * 64, "20261120T000000Z")
     snapshot = build_root.snapshot_mirror({"DEBIAN_SNAPSHOT_MIRROR": "http://s.invalid/"}, packages)
     assert snapshot == "http://s.invalid/archive/debian/20261120T000000Z"
-    command = build_root.mmdebstrap_command(packages, tmp_path / "root", "http://m.invalid/debian", True, snapshot)
+    command = build_root.mmdebstrap_command(packages, tmp_path / "root", "http://m.invalid/debian", snapshot)
     assert command[-2:] == ["http://m.invalid/debian", snapshot]
     # Without a service, or without a snapshot line, there is no fallback.
     assert build_root.snapshot_mirror({}, packages) == ""
@@ -297,7 +291,7 @@ def test_declared_modules_are_read_from_module_bazel(tmp_path: Path) -> None:
 def test_enter_command_binds_project_and_caches_and_passes_arguments() -> None:
     layout = build_root.CacheLayout(Path("/cache"), "abc")
     command = build_root.enter_command(layout, Path("/src/project"), {"PATH": "/usr/bin", "HOME": "/root"},
-                                       ["test", "//...", "--", "-x"], is_root=True)
+                                       ["test", "//...", "--", "-x"])
     assert command[:4] == ["unshare", "--mount", "--propagation", "private"]
     assert "pivot_root" in command[command.index("-c") + 1]
     after_script = command[command.index("-c") + 2:]
@@ -316,7 +310,7 @@ def test_host_paths_given_to_bazel_are_made_absolute_and_bound(tmp_path: Path) -
     assert binds == [str(tmp_path / "out"), str(tmp_path / "repo")]
     assert (tmp_path / "out").is_dir() and (tmp_path / "repo").is_dir()
     command = build_root.enter_command(build_root.CacheLayout(Path("/cache"), "abc"), Path("/p"), {}, arguments,
-                                       is_root=True, extra_binds=binds)
+                                       extra_binds=binds)
     script_arguments = command[command.index("-c") + 2:]
     assert script_arguments[script_arguments.index("--") - 2:script_arguments.index("--")] == binds
 
@@ -364,10 +358,18 @@ def test_engine_socket_is_bound_only_when_it_exists(tmp_path: Path) -> None:
     assert build_root.engine_sockets({"DOCKER_HOST": "tcp://127.0.0.1:2375"}, default=str(socket_path)) == []
 
 
-def test_unprivileged_user_enters_through_a_user_namespace() -> None:
-    layout = build_root.CacheLayout(Path("/cache"), "abc")
-    command = build_root.enter_command(layout, Path("/p"), {}, ["version"], is_root=False)
-    assert command[:3] == ["unshare", "--user", "--map-root-user"]
+def test_a_user_other_than_root_is_refused_before_anything_is_read(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    def must_not_run(*args: object) -> None:
+        raise AssertionError("tools/bazel went on for a non-root user")
+
+    monkeypatch.setattr(build_root, "read_package_list", must_not_run)
+    monkeypatch.setattr(build_root.os, "geteuid", lambda: 1000)
+    assert build_root.main(["build", "//python:3.9"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("tools/bazel: tools/bazel must run as root:") and error.count("\n") == 1
+    assert "sudo -E tools/bazel" in error
 
 
 def test_root_environment_passes_only_known_variables() -> None:
@@ -420,7 +422,7 @@ def test_main_reports_errors_in_one_message(monkeypatch: pytest.MonkeyPatch, cap
 
 def test_bazel_runs_in_the_users_directory_inside_the_project() -> None:
     layout = build_root.CacheLayout(Path("/cache"), "abc")
-    command = build_root.enter_command(layout, Path("/p"), {}, ["build", ":x"], is_root=True, cwd=Path("/p/python"))
+    command = build_root.enter_command(layout, Path("/p"), {}, ["build", ":x"], cwd=Path("/p/python"))
     after_script = command[command.index("-c") + 2:]
     assert after_script[:4] == ["enter-root", "/cache/root-abc", "/p/python", "/p"]
     assert 'cd "$cwd"' in build_root.ENTER_SCRIPT
@@ -516,6 +518,95 @@ def test_a_host_launchers_script_runs_on_the_machine_and_any_other_in_the_root(t
             assert environment is not None and environment["HOME"] == "/home/u"
         else:
             assert command == ["in-root", run_script_text(launcher)] and environment is None
+
+
+def test_mirror_variables_are_given_to_each_fetching_command_as_values() -> None:
+    mirrors = {"DEBIAN_MIRROR": "http://m.invalid/debian", "DEBIAN_SECURITY_MIRROR": "http://m.invalid/debian-security"}
+    argv = build_root.with_mirror_variables(["--output_base=/o", "build", "//x"], mirrors, {})
+    assert argv == ["--output_base=/o", "build", "--repo_env=DEBIAN_MIRROR=http://m.invalid/debian",
+                    "--repo_env=DEBIAN_SECURITY_MIRROR=http://m.invalid/debian-security",
+                    "--repo_env=DEBIAN_SNAPSHOT_MIRROR=", "//x"]
+    with_snapshot = build_root.with_mirror_variables(["test", "//..."], mirrors, {"DEBIAN_SNAPSHOT_MIRROR": "http://s.invalid"})
+    assert "--repo_env=DEBIAN_SNAPSHOT_MIRROR=http://s.invalid" in with_snapshot
+    for command in (["shutdown"], ["version"], ["--version"], []):
+        assert build_root.with_mirror_variables(command, mirrors, {}) == command
+
+
+@pytest.mark.parametrize("variable", ["DEBIAN_MIRROR", "DEBIAN_SECURITY_MIRROR", "DEBIAN_SNAPSHOT_MIRROR"])
+def test_a_mirror_url_bazel_cannot_fetch_is_refused_naming_the_variable(variable: str) -> None:
+    environ = {"DEBIAN_MIRROR": "http://m.invalid/debian", variable: "ftp://m.invalid/debian"}
+    with pytest.raises(BuildRootError, match=rf"^{variable}=ftp://m.invalid/debian is not an http://, https:// or "
+                                             rf"file:// URL.*set {variable} to"):
+        build_root.find_mirrors(environ, [])
+    assert build_root.find_mirrors({"DEBIAN_MIRROR": "file:///srv/debian"}, [])["DEBIAN_MIRROR"] == "file:///srv/debian"
+
+
+def test_a_mirror_from_the_apt_sources_says_so_when_refused() -> None:
+    sources = [AptSource(("ftp://m.invalid/debian",), ("bookworm",), "debian-archive-keyring.gpg")]
+    with pytest.raises(BuildRootError, match=r"DEBIAN_MIRROR=ftp://m.invalid/debian \(from the machine's apt sources\)"):
+        build_root.find_mirrors({}, sources)
+
+
+def test_a_checkout_or_cache_path_beyond_ascii_is_refused_before_bazel_starts() -> None:
+    with pytest.raises(BuildRootError, match="The checkout /tmp/pröbe dir holds characters outside ASCII.*clone or move"):
+        build_root.check_bazel_path(Path("/tmp/pröbe dir"), "The checkout", "clone or move it")
+    build_root.check_bazel_path(Path("/tmp/probe dir"), "The checkout", "clone or move it")
+
+
+def test_an_unusable_cache_directory_is_named_with_the_fix(tmp_path: Path) -> None:
+    as_file = tmp_path / "cache"
+    as_file.write_text("")
+    with pytest.raises(BuildRootError, match=f"The cache directory {as_file} .* is a file, not a directory"):
+        build_root.check_cache_home(as_file)
+    with pytest.raises(BuildRootError, match="cannot be written .*set DISTROLESS_PYTHON_CACHE to a writable directory"):
+        build_root.check_cache_home(Path("/proc/self/no-cache-here"))
+    build_root.check_cache_home(tmp_path / "new" / "cache")
+    assert (tmp_path / "new" / "cache").is_dir()
+
+
+@pytest.mark.parametrize("argument, path", [
+    ("--execution_log_json_file=/tmp/x.json", "/tmp/x.json"),
+    ("/tmp/p.json", "/tmp/p.json"),
+    ("--override_module=rules_python=/src/rules_python", "/src/rules_python"),
+    ("--registry=file:///srv/registry", "/srv/registry"),
+    ("--platforms=//platforms:arm64", ""),
+    ("//python:3.9", ""),
+    ("--define=x=/y", ""),
+    ("--jobs=4", ""),
+])
+def test_every_absolute_path_before_the_double_dash_is_a_machine_path(argument: str, path: str) -> None:
+    assert build_root.named_path(argument, Path("/p/sub")) == path
+
+
+def test_paths_relative_to_where_bazel_runs_are_machine_paths_too() -> None:
+    assert build_root.named_path("--profile=../prof.json", Path("/p/sub")) == "/p/prof.json"
+    assert build_root.named_path("--config=remote", Path("/p/sub")) == ""
+
+
+def test_machine_paths_are_bound_so_outputs_land_on_the_machine(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "tmp").mkdir(parents=True)
+    (root / "only-in-root").mkdir()
+    machine_tmp = tmp_path / "tmp"
+    machine_tmp.mkdir()
+    existing = tmp_path / "profile.json"
+    existing.write_text("{}")
+    assert build_root.machine_path_binds(str(existing), root) == [str(existing)]
+    assert build_root.machine_path_binds(str(tmp_path), root) == [str(tmp_path)]
+    # A new output in a directory of the machine's own: that directory is bound.
+    assert build_root.machine_path_binds(str(tmp_path / "new.json"), root) == [str(tmp_path)]
+    # In a directory the root has too (its own /tmp): the file is created here and bound alone.
+    outside = f"/tmp/distroless-test-{os.getpid()}.json"
+    try:
+        assert build_root.machine_path_binds(outside, root) == [outside] and Path(outside).is_file()
+    finally:
+        Path(outside).unlink(missing_ok=True)
+    with pytest.raises(BuildRootError, match="/only-in-root/x.json: the directory /only-in-root does not exist on this "
+                                             "machine"):
+        build_root.machine_path_binds("/only-in-root/x.json", root)
+    arguments, binds = build_root.host_path_arguments(
+        ["build", f"--execution_log_json_file={tmp_path / 'log.json'}", "//x", "--", "/not/bound"], tmp_path, root)
+    assert arguments[1] == f"--execution_log_json_file={tmp_path / 'log.json'}" and binds == [str(tmp_path)]
 
 
 if __name__ == "__main__":

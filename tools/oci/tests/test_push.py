@@ -30,7 +30,7 @@ DIGEST_B = "sha256:" + "b" * 64
 @pytest.mark.parametrize("repository", [
     "127.0.0.1:5000/distroless/python",
     "localhost/a/b_c",
-    "[::1]:5000/x",
+    "[::1]:5000/xy",
     "registry.example.com/team/python",
     "Registry.Example.com:443/a/b",
     "python",
@@ -259,6 +259,14 @@ def crane(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeCrane:
 
 
 REPOSITORY = "127.0.0.1:5000/distroless/python"
+
+
+def test_a_one_character_repository_after_a_registry_is_refused_before_any_push() -> None:
+    with pytest.raises(PushError, match=r"'127.0.0.1:5000/x': the repository name 'x' .* 2 characters.*"
+                                        r"e.g. 127.0.0.1:5000/x/python"):
+        push.check_target(Target(Path("l"), "127.0.0.1:5000/x", ("3.13",)))
+    push.check_target(Target(Path("l"), "127.0.0.1:5000/xy", ("3.13",)))
+    push.check_target(Target(Path("l"), "x", ("3.13",)))  # Docker Hub's library/x
 
 
 def test_a_refused_push_names_the_registry_and_the_config_read(
