@@ -326,6 +326,27 @@ def test_push_with_a_credential_helper_on_path(
         assert not tag_exists(f"{repository}:locked")
 
 
+def test_a_dated_tag_never_moves(registry: str) -> None:
+    """The dated tag (3.9.2-YYYYMMDD) is pushed where it is new; once it names another digest, a push refuses."""
+    repository = f"{registry}/immutable/python"
+    first = subprocess.run([PUSH_ONE, "--repository", repository], capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    tags = crane("ls", repository).split()
+    dated = [tag for tag in tags if re.fullmatch(r"3\.9\.\d+-\d{8}", tag)]
+    assert len(dated) == 1, tags
+    assert crane("digest", f"{repository}:{dated[0]}") == local_digest(PUSH_ONE_LAYOUT)
+    # Pushing the same build again is fine: the tag already names this digest.
+    again = subprocess.run([PUSH_ONE, "--repository", repository], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    # Someone else's build under the same dated tag: the push refuses, before moving any tag.
+    other = crane("mutate", f"{repository}:{dated[0]}", "--label", "other=build", "--tag", f"{repository}:{dated[0]}")
+    before = {tag: crane("digest", f"{repository}:{tag}") for tag in tags}
+    refused = subprocess.run([PUSH_ONE, "--repository", repository], capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 1
+    assert f"{repository}:{dated[0]} is an immutable tag and already names sha256:" in refused.stderr, refused.stderr
+    assert {tag: crane("digest", f"{repository}:{tag}") for tag in tags} == before, f"a tag moved ({other})"
+
+
 def test_unreachable_registry_fails_with_one_clear_error() -> None:
     result = run_push("--repository", f"127.0.0.1:{free_port()}/distroless")
     assert result.returncode == 1

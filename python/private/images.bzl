@@ -14,7 +14,7 @@ load("@bazel_skylib//rules:expand_template.bzl", "expand_template")
 load("@bazel_skylib//rules:write_file.bzl", "write_file")
 load("@debian_releases//:releases.bzl", "RELEASES")
 load("//python:config.bzl", "PYTHONS", "SOURCE_URL")
-load("//python/private:naming.bzl", "newest_stable", "tags", "target_name", "upstream_version", _tag = "tag")
+load("//python/private:naming.bzl", "archive_date", "dated_tag", "newest_stable", "tags", "target_name", "upstream_version", _tag = "tag")
 load("//python/private:provenance.bzl", "slsa_provenance")
 load("//python/private:sbom.bzl", "spdx_sbom")
 load("//tools/debian:defs.bzl", "deb_closure", "deb_layer")
@@ -214,14 +214,43 @@ def _variant_image(version, config, arch, variant, shared):
         tags = ["no-sandbox", "requires-engine"],
     )
 
+def _locked_python_version(config):
+    """The Python patch version the release's lock pins (the same in every architecture of one lock)."""
+    packages = RELEASES[config.distribution].packages[config.archs[0]]
+    return upstream_version(packages[config.python + "-minimal"]["version"])
+
 def image_tags():
-    """Index target -> the tags :push gives it; `latest...` go to the newest stable version."""
+    """Index target -> the tags :push gives it (naming.bzl's tags); `latest...` go to the newest stable version."""
     newest = newest_stable(PYTHONS)
     return {
-        "//python:" + version + variant: tags(version, variant, PYTHONS[version].experimental, newest)
-        for version in PYTHONS
+        "//python:" + version + variant: tags(
+            version,
+            variant,
+            config.experimental,
+            newest,
+            _locked_python_version(config),
+            RELEASES[config.distribution].archive_state,
+        )
+        for version, config in PYTHONS.items()
         for variant in VARIANTS
     }
+
+# Marks a tag oci_push and oci_push_all must never move (tools/oci/push.py): set where the registry has no
+# such tag, or where it already names the digest pushed.
+IMMUTABLE = "!"
+
+def push_tags():
+    """image_tags() as the push rules take them: the dated tag of each index marked IMMUTABLE."""
+    marked = {}
+    for version, config in PYTHONS.items():
+        dated = {
+            dated_tag(_locked_python_version(config), archive_date(RELEASES[config.distribution].archive_state), variant, config.experimental): True
+            for variant in VARIANTS
+        }
+        for variant in VARIANTS:
+            target = "//python:" + version + variant
+            marked[target] = [tag + IMMUTABLE if tag in dated else tag for tag in image_tags()[target]]
+    return marked
 
 def image_sboms():
     """Per-architecture image target -> its SBOM target, for every image (the push test compares them)."""
@@ -252,7 +281,7 @@ def python_images():
             oci_push(
                 name = version + variant + "_push",
                 image = version + variant,
-                remote_tags = image_tags()["//python:" + version + variant],
+                remote_tags = push_tags()["//python:" + version + variant],
                 attest_images = [target_name(version, arch, variant) for arch in config.archs],
                 sboms = [target_name(version, arch, variant) + "_sbom" for arch in config.archs],
                 provenances = [target_name(version, arch, variant) + "_provenance" for arch in config.archs],

@@ -19,6 +19,19 @@ def newest_stable(pythons):
         return None
     return sorted(stable, key = lambda version: [int(part) for part in version.split(".")])[-1]
 
-def tags(version, variant, experimental, newest):
-    """Every tag of one image: its own, and `latest<variant>` for the newest stable version."""
-    return [tag(version, variant, experimental)] + (["latest" + variant] if version == newest else [])
+def dated_tag(python_version, archive_date, variant, experimental):
+    """The tag that never moves: the Python patch version and the lock's archive date, 3.13.5-20261125-nonroot."""
+    return tag(python_version, "-" + archive_date + variant, experimental)
+
+def archive_date(archive_state):
+    """The day of a lock's archive state: 20261125T022230Z -> 20261125."""
+    return archive_state.split("T")[0]
+
+def tags(version, variant, experimental, newest, python_version, archive_state):
+    """Every tag of one image: its own (3.13-nonroot), its Python patch version's (3.13.5-nonroot), the dated one
+    (dated_tag), and `latest<variant>` for the newest stable version."""
+    return [
+        tag(version, variant, experimental),
+        tag(python_version, variant, experimental),
+        dated_tag(python_version, archive_date(archive_state), variant, experimental),
+    ] + (["latest" + variant] if version == newest else [])

@@ -1,7 +1,7 @@
 """Unit tests of naming.bzl: what the image matrix names its targets and tags, and which version is latest."""
 
 load("@bazel_skylib//lib:unittest.bzl", "asserts", "unittest")
-load(":naming.bzl", "newest_stable", "tag", "tags", "target_name", "upstream_version")
+load(":naming.bzl", "archive_date", "dated_tag", "newest_stable", "tag", "tags", "target_name", "upstream_version")
 
 def _upstream_version_test(ctx):
     env = unittest.begin(ctx)
@@ -36,6 +36,16 @@ def _tag_test(ctx):
 
 tag_test = unittest.make(_tag_test)
 
+def _dated_tag_test(ctx):
+    env = unittest.begin(ctx)
+    asserts.equals(env, "20261125", archive_date("20261125T022230Z"))
+    asserts.equals(env, "3.13.5-20261125", dated_tag("3.13.5", "20261125", "", False))
+    asserts.equals(env, "3.13.5-20261125-debug-nonroot", dated_tag("3.13.5", "20261125", "-debug-nonroot", False))
+    asserts.equals(env, "3.14.0-experimental-20261030-dev", dated_tag("3.14.0", "20261030", "-dev", True))
+    return unittest.end(env)
+
+dated_tag_test = unittest.make(_dated_tag_test)
+
 def _entry(experimental):
     return struct(experimental = experimental)
 
@@ -46,9 +56,17 @@ def _newest_stable_test(ctx):
     pythons = {"3.9": _entry(False), "3.13": _entry(False), "3.11": _entry(False), "3.14": _entry(True)}
     asserts.equals(env, "3.13", newest_stable(pythons))
     asserts.equals(env, None, newest_stable({"3.14": _entry(True)}))
-    asserts.equals(env, ["3.13-nonroot", "latest-nonroot"], tags("3.13", "-nonroot", False, "3.13"))
-    asserts.equals(env, ["3.9"], tags("3.9", "", False, "3.13"))
-    asserts.equals(env, ["3.14-experimental-debug"], tags("3.14", "-debug", True, "3.13"))
+    asserts.equals(
+        env,
+        ["3.13-nonroot", "3.13.5-nonroot", "3.13.5-20261125-nonroot", "latest-nonroot"],
+        tags("3.13", "-nonroot", False, "3.13", "3.13.5", "20261125T022230Z"),
+    )
+    asserts.equals(env, ["3.9", "3.9.2", "3.9.2-20260912"], tags("3.9", "", False, "3.13", "3.9.2", "20260912T092708Z"))
+    asserts.equals(
+        env,
+        ["3.14-experimental-debug", "3.14.0-experimental-debug", "3.14.0-experimental-20261030-debug"],
+        tags("3.14", "-debug", True, "3.13", "3.14.0", "20261030T080801Z"),
+    )
     return unittest.end(env)
 
 newest_stable_test = unittest.make(_newest_stable_test)
@@ -59,5 +77,6 @@ def naming_test_suite(name):
         upstream_version_test,
         target_name_test,
         tag_test,
+        dated_tag_test,
         newest_stable_test,
     )

@@ -38,11 +38,24 @@ class PushError(Exception):
     """A push that cannot go on; the message names the target and what to do."""
 
 
+# A tag spelled with this suffix (TAG!) is immutable: set only where the registry has no such tag yet, or where it
+# already names the digest being pushed; the dated tags of the images are (python/private/images.bzl).
+IMMUTABLE = "!"
+
+
 @dataclass(frozen=True)
 class Target:
     layout: Path
     repository: str
-    tags: tuple[str, ...]
+    tags: tuple[str, ...]  # as given: an immutable one ends in IMMUTABLE
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(tag.removesuffix(IMMUTABLE) for tag in self.tags)
+
+    @property
+    def immutable(self) -> tuple[str, ...]:
+        return tuple(tag.removesuffix(IMMUTABLE) for tag in self.tags if tag.endswith(IMMUTABLE))
 
 
 # cosign's --type names -> the predicate types they write into the in-toto statement.
@@ -77,7 +90,7 @@ def check_target(target: Target) -> None:
     if registry and credentials.registry_of(target.repository) == registry and len(path) < 2:
         raise PushError(f"'{target.repository}': the repository name '{path}' after the registry is shorter than the "
                         f"2 characters crane and cosign accept; use a longer name, e.g. {registry}/{path}/python")
-    for tag in target.tags:
+    for tag in target.names:
         if not TAG.fullmatch(tag):
             raise PushError(f"'{tag}' is not a valid tag for {target.repository} (letters, digits, '_', '.', '-', "
                             "at most 128, not starting with '.' or '-'); fix --tag")
@@ -112,6 +125,33 @@ def user_path(path: str) -> Path:
 def relative_note(given: str, path: Path) -> str:
     """Where a relative path was looked for, for a message that names the path as the user gave it."""
     return "" if os.path.isabs(os.path.expanduser(given)) else f" (looked for {path})"
+
+
+def remote_digest(reference: str, failed: str = "", outcome: str = "check --repository") -> str:
+    """The digest the registry serves for a tag, or "" when the registry has no such tag or repository.
+
+    A failure says `failed` (default: cannot read REFERENCE), crane's message, what it means, then `outcome`.
+    """
+    result = subprocess.run(["crane", "digest", reference], capture_output=True, text=True)
+    if result.returncode == 0:
+        return result.stdout.strip()
+    last = (result.stderr.strip().splitlines() or ["no message"])[-1]
+    if any(code in last for code in ("MANIFEST_UNKNOWN", "NAME_UNKNOWN", "NOT_FOUND", "404 Not Found")):
+        return ""
+    raise PushError(f"{failed or f'cannot read {reference} from the registry'}: {last}. "
+                    f"{credentials.explain(reference, last)}; {outcome}")
+
+
+def check_immutable_tags(target: Target, digest: str) -> None:
+    """Refuses, before anything is pushed, to move a tag that must never move."""
+    for tag in target.immutable:
+        existing = remote_digest(f"{target.repository}:{tag}", f"pushing {target.layout.name} to {target.repository} "
+                                 f"failed (reading its immutable tag {tag})", "no tag was moved.")
+        if existing and existing != digest:
+            raise PushError(f"{target.repository}:{tag} is an immutable tag and already names {existing}, not this "
+                            f"build's {digest}: the same lock must have been pushed from another build. Push from the "
+                            "commit that made it, or re-lock (a new archive date gives new dated tags); nothing was "
+                            "pushed")
 
 
 def child_digests(layout: Path, digest: str) -> list[str]:
@@ -231,15 +271,16 @@ def push(target: Target, signer: Signer | None = None, attestations: list[Attest
     """Pushes one layout by digest, signs it (with a signer), then points each tag at it; returns the digest."""
     check_target(target)
     digest = layout_digest(target.layout)
+    check_immutable_tags(target, digest)
     by_digest = f"{target.repository}@{digest}"
     # crane pushes a layout's single descriptor as it is, image or index. (Its --index flag would instead
     # wrap the layout's descriptors in a new index, whose digest is not the one built here.)
     crane(["push", str(target.layout), by_digest], target)
     if signer is not None:
         sign_and_attest(target, digest, signer, attestations or [])
-    for tag in target.tags:
+    for tag in target.names:
         crane(["tag", by_digest, tag], target)
-    print(f"pushed {by_digest}" + (f" as {', '.join(target.tags)}" if target.tags else "")
+    print(f"pushed {by_digest}" + (f" as {', '.join(target.names)}" if target.tags else "")
           + (", signed" if signer is not None else ", NOT signed"))
     return digest
 

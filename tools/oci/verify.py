@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tools import cli
-from tools.oci import credentials, push
+from tools.oci import push
 from tools.oci.push import Attestation, PushError, Target
 
 NOT_CHECKED = "not checked (no --key)"
@@ -37,18 +37,6 @@ class Row:
     rebuilt: str
     signature: str
     verdict: str
-
-
-def remote_digest(reference: str) -> str:
-    """The digest the registry serves for a tag, or "" when the registry has no such tag or repository."""
-    result = subprocess.run(["crane", "digest", reference], capture_output=True, text=True)
-    if result.returncode == 0:
-        return result.stdout.strip()
-    last = (result.stderr.strip().splitlines() or ["no message"])[-1]
-    if any(code in last for code in ("MANIFEST_UNKNOWN", "NAME_UNKNOWN", "NOT_FOUND", "404 Not Found")):
-        return ""
-    raise VerifyError(f"cannot read {reference} from the registry: {last}. "
-                      f"{credentials.explain(reference, last)}; check --repository")
 
 
 def attested(reference: str, key: Path, kind: str) -> list[Any] | None:
@@ -97,13 +85,13 @@ def verify(targets: list[Target], key: Path | None, attestations: list[Attestati
     # (pushed reference by digest, rebuilt layout) -> result, so tags sharing a digest are checked once; the
     # layout is part of the key because what is expected of a digest depends on which image's tag serves it.
     signatures: dict[tuple[str, Path], str] = {}
-    total = sum(len(target.tags) for target in targets)
+    total = sum(len(target.names) for target in targets)
     for target in targets:
         rebuilt = push.layout_digest(target.layout)
-        for tag in target.tags:
+        for tag in target.names:
             reference = f"{target.repository}:{tag}"
             print(f"verify: [{len(rows) + 1}/{total}] {reference}", file=sys.stderr, flush=True)
-            pushed = remote_digest(reference)
+            pushed = push.remote_digest(reference)
             signature = NOT_CHECKED if key is None else "-"
             if pushed and key is not None:
                 by_digest = f"{target.repository}@{pushed}"

@@ -22,7 +22,9 @@ Flags after `--` come after the rule's own, so they replace its values:
 
 1. `-r/--repository REGISTRY/REPOSITORY` replaces `repository` (needed when it is not set), e.g.
    `bazel run //python:3.13_push -- --repository 127.0.0.1:5000/distroless/python`.
-2. `-t/--tag TAG` (repeatable) replaces `remote_tags`.
+2. `-t/--tag TAG` (repeatable) replaces `remote_tags`. A tag written `TAG!` (here or in `remote_tags`) is
+   immutable: it is set only where the registry has no such tag or it already names the pushed digest;
+   otherwise the push stops before anything is pushed.
 3. `--key cosign.key` signs and attests.
 """,
     examples = """

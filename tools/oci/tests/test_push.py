@@ -269,6 +269,30 @@ def test_a_one_character_repository_after_a_registry_is_refused_before_any_push(
     push.check_target(Target(Path("l"), "x", ("3.13",)))  # Docker Hub's library/x
 
 
+@pytest.mark.parametrize("served, refused", [("", False), (DIGEST_A, False), ("sha256:" + "c" * 64, True)])
+def test_an_immutable_tag_is_set_only_where_it_is_new_or_already_right(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, served: str, refused: bool,
+) -> None:
+    layout = write_index(tmp_path / "image", descriptor(IMAGE_MANIFEST, DIGEST_A))
+    bin_directory, log = tmp_path / "bin", tmp_path / "calls"
+    bin_directory.mkdir()
+    answer = f"echo {served}" if served else "echo 'Error: GET ...: MANIFEST_UNKNOWN: manifest unknown' >&2; exit 1"
+    (bin_directory / "crane").write_text(f'#!/bin/sh\necho "$*" >> {log}\n[ "$1" = digest ] || exit 0\n{answer}\n')
+    (bin_directory / "crane").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_directory}:{os.environ['PATH']}")
+    target = Target(layout, REPOSITORY, ("3.13", "3.13.5-20261125!"))
+    assert target.names == ("3.13", "3.13.5-20261125") and target.immutable == ("3.13.5-20261125",)
+    if refused:
+        with pytest.raises(PushError, match=r"3.13.5-20261125 is an immutable tag and already names sha256:c+, not "
+                                            rf"this build's {DIGEST_A}.*nothing was pushed"):
+            push.push(target)
+        assert log.read_text().splitlines() == [f"digest {REPOSITORY}:3.13.5-20261125"]
+    else:
+        push.push(target)
+        assert log.read_text().splitlines()[-2:] == [f"tag {REPOSITORY}@{DIGEST_A} 3.13",
+                                                     f"tag {REPOSITORY}@{DIGEST_A} 3.13.5-20261125"]
+
+
 def test_a_refused_push_names_the_registry_and_the_config_read(
     tmp_path: Path, crane: FakeCrane, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
