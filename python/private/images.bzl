@@ -252,6 +252,17 @@ def push_tags():
             marked[target] = [tag + IMMUTABLE if tag in dated else tag for tag in image_tags()[target]]
     return marked
 
+def release_indexes():
+    """//:release's table: INDEX=PUSH=TEST,TEST... for every index (its push target, its images' structure tests)."""
+    return [
+        "//python:%s%s=//python:%s%s_push=%s" % (version, variant, version, variant, ",".join([
+            "//python:" + target_name(version, arch, variant) + "_test"
+            for arch in config.archs
+        ]))
+        for version, config in PYTHONS.items()
+        for variant in VARIANTS
+    ]
+
 def image_sboms():
     """Per-architecture image target -> its SBOM target, for every image (the push test compares them)."""
     return {

@@ -7,8 +7,10 @@ and the CVE ids that the new package's Debian changelog names in the entries new
 Everything is computed before anything is written, and each file is replaced atomically, so a failure or
 an interruption leaves every pin as it was. A lock whose packages did not move is left untouched.
 
-`--check` writes nothing and exits 1 when any pin is outdated or no longer in its suite (what a scheduled
-CI job runs).
+`--check` writes nothing and exits OUTDATED (1) when any pin is outdated or no longer in its suite, 0 when
+all are current; a check that could not run (mirror unreachable, a bad signature, a broken manifest) exits
+FAILED (2), so a scheduled job tells "pins moved" from "the check could not run". `--report FILE` also writes
+the changes as JSON, for tools/release.py's release notes.
 """
 
 from __future__ import annotations
@@ -296,10 +298,24 @@ def report(changes: list[Change]) -> str:
                      for row in rows)
 
 
+# --check's exit statuses beside 0 (up to date).
+OUTDATED = 1
+FAILED = 2
+
+
+def write_report(path: Path, changes: list[Change]) -> None:
+    """The changes as JSON: [{scope, name, archs, old, new, cves}], for the release notes."""
+    rows = [{"scope": c.scope, "name": c.name, "archs": list(c.archs), "old": c.old, "new": c.new, "cves": list(c.cves)}
+            for c in changes]
+    write_atomically(path, (json.dumps(rows, indent=1) + "\n").encode())
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 when any pin is outdated or no longer served")
+                        help=f"write nothing; exit {OUTDATED} when any pin is outdated or no longer served, {FAILED} "
+                             "when the check cannot run")
+    parser.add_argument("--report", type=Path, help="also write the changes to this file as JSON")
     parser.add_argument("--releases", default="debian_packages", help="the directory of */manifest.yaml")
     parser.add_argument("--build-root-packages", default="tools/build_root.packages", help="the build root's pins")
     parser.add_argument("--no-changelogs", action="store_true", help="do not download new .debs for their CVE ids")
@@ -316,12 +332,14 @@ def run(args: argparse.Namespace) -> int:
         add_cves(update, reader)
     if update.changes:
         print(report(update.changes))
+    if args.report:
+        write_report(args.report, update.changes)
     if args.check:
         if update.changes or update.writes:
             what = (f"{len(update.changes)} pins moved" if update.changes
                     else "no pin moved, but locks must be rewritten (format, manifest or snapshot changed)")
             print(f"outdated: {what}; run `tools/bazel run //debian_packages:update`")
-            return 1
+            return OUTDATED
         print("up to date")
         return 0
     for path, data in update.writes.items():
@@ -332,7 +350,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-@cli.tool("update", LockError, note="nothing was written")
+@cli.tool("update", LockError, note="nothing was written", status=FAILED)
 def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     code = run(parse_args(sys.argv[1:] if argv is None else argv))

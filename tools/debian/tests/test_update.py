@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import subprocess
 from pathlib import Path
 
@@ -153,6 +154,38 @@ def test_build_root_pins_need_a_suite(tmp_path: Path) -> None:
     path.write_text("python3=3.14\n")
     with pytest.raises(LockError, match="needs a 'suite NAME' line"):
         update.read_build_root_pins(path)
+
+
+def fake_run(monkeypatch: pytest.MonkeyPatch, changes: list[update.Change], error: str = "") -> None:
+    """update_locks finds `changes` (or raises LockError(error)); nothing else touches the network."""
+    def update_locks(directory: object, reader: object, found: update.Update) -> None:
+        if error:
+            raise LockError(error)
+        found.changes.extend(changes)
+
+    monkeypatch.setattr(update.lock, "archive_reader", lambda args: None)
+    monkeypatch.setattr(update, "update_locks", update_locks)
+    monkeypatch.setattr(update, "update_build_root", lambda path, reader, found: None)
+
+
+ZLIB = update.Change("bookworm", "zlib1g", ("amd64", "arm64"), "1:1.2.13.dfsg-1", "1:1.2.13.dfsg-1+deb12u1",
+                     ("CVE-2026-27171",))
+
+
+def test_check_tells_moved_pins_from_a_check_that_could_not_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake_run(monkeypatch, [ZLIB])
+    assert update.main(["--check", "--no-changelogs", "--report", str(tmp_path / "report.json")]) == update.OUTDATED
+    assert json.loads((tmp_path / "report.json").read_text()) == [
+        {"scope": "bookworm", "name": "zlib1g", "archs": ["amd64", "arm64"], "old": "1:1.2.13.dfsg-1",
+         "new": "1:1.2.13.dfsg-1+deb12u1", "cves": ["CVE-2026-27171"]}]
+    fake_run(monkeypatch, [])
+    assert update.main(["--check", "--no-changelogs"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    fake_run(monkeypatch, [], error="http://127.0.0.1:1/debian/dists/bookworm/InRelease: connection refused")
+    assert update.main(["--check", "--no-changelogs"]) == update.FAILED == 2
+    assert "update: error: http://127.0.0.1:1/debian" in capsys.readouterr().err
 
 
 def test_interrupt_writes_nothing(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,127 @@
+"""tools/release/release.py against a fake tools/bazel that plays a workspace whose update moves one package."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tools.release import release
+from tools.release.release import Index, ReleaseError
+
+INDEXES = [Index("//python:3.9", "//python:3.9_push", ("//python:3.9_amd64_test",)),
+           Index("//python:3.11", "//python:3.11_push", ("//python:3.11_amd64_test", "//python:3.11_arm64_test"))]
+ZLIB = {"scope": "bookworm", "name": "zlib1g", "archs": ["amd64", "arm64"], "old": "1:1.2.13.dfsg-1",
+        "new": "1:1.2.13.dfsg-1+deb12u1", "cves": ["CVE-2026-27171", "CVE-2026-85091"]}
+
+
+def write_layout(root: Path, name: str, digest_seed: str, state: str) -> None:
+    """An OCI layout holding an index over one image whose manifest carries the archive-state annotation."""
+    blobs = root / name / "blobs" / "sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+    manifest = json.dumps({"annotations": {release.ARCHIVE_STATE_ANNOTATION: state}}).encode()
+    (blobs / ("a" * 63 + digest_seed)).write_bytes(manifest)
+    index = json.dumps({"manifests": [{"digest": "sha256:" + "a" * 63 + digest_seed}]}).encode()
+    (blobs / ("b" * 63 + digest_seed)).write_bytes(index)
+    (root / name / "index.json").write_text(json.dumps({"manifests": [{"digest": "sha256:" + "b" * 63 + digest_seed}]}))
+
+
+class FakeBazel:
+    """Records each command; `update` moves `changes` and rebuilds 3.11 under a new digest; `test` may fail."""
+
+    def __init__(self, root: Path, changes: list[dict], tests_pass: bool = True) -> None:
+        self.root, self.changes, self.tests_pass, self.calls = root, changes, tests_pass, []
+        write_layout(root, "bazel-out/3.9", "1", "20260912T092708Z")
+        write_layout(root, "bazel-out/3.11", "2", "20261125T022230Z")
+
+    def __call__(self, *args: str, capture: bool = False) -> tuple[int, str]:
+        self.calls.append(args)
+        if args[:2] == ("run", "//debian_packages:update"):
+            Path(args[args.index("--report") + 1]).write_text(json.dumps(self.changes))
+            if self.changes and "--check" not in args:
+                write_layout(self.root, "bazel-out/3.11", "3", "20261201T000000Z")
+            return (1 if self.changes and "--check" in args else 0), ""
+        if args[:2] == ("info", "execution_root"):
+            return 0, f"{self.root}\n"
+        if args[0] == "cquery":
+            return 0, "@@//python:3.9 bazel-out/3.9\n@@//python:3.11 bazel-out/3.11\n"
+        if args[0] == "test":
+            return (0 if self.tests_pass else 3), ""
+        if args[0] == "run" and args[1].endswith("_push"):
+            return 0, f"pushed r.invalid/d/python@sha256:{'b' * 63}3 as 3.11, 3.11.2-20261201, NOT signed\n"
+        return 0, ""
+
+    def commands(self) -> list[tuple[str, ...]]:
+        return [call[:2] for call in self.calls]
+
+
+def run(bazel: FakeBazel, tmp_path: Path, dry_run: bool = False) -> int:
+    return release.release(bazel, tmp_path, INDEXES, "r.invalid/d", "", dry_run, "2026-12-03")
+
+
+def test_nothing_moved_says_up_to_date_and_pushes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bazel = FakeBazel(tmp_path, [])
+    assert run(bazel, tmp_path) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert not any(call[0] in ("test",) or call[1].endswith("_push") for call in bazel.calls if len(call) > 1)
+    assert not (tmp_path / release.NOTES).exists()
+
+
+def test_only_the_affected_index_is_tested_pushed_and_noted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bazel = FakeBazel(tmp_path, [ZLIB])
+    assert run(bazel, tmp_path) == 0
+    assert ("test", "//python:3.11_amd64_test", "//python:3.11_arm64_test") in bazel.calls
+    pushes = [call[1] for call in bazel.calls if call[0] == "run" and call[1].endswith("_push")]
+    assert pushes == ["//python:3.11_push"]
+    assert ("run", "//:verify") in bazel.commands()
+    out = capsys.readouterr().out
+    assert "affected (digest changed): //python:3.11; unaffected (they hold none of the moved packages" in out
+    notes = (tmp_path / release.NOTES).read_text()
+    assert notes.startswith(release.NOTES_HEADER + "\n## 2026-12-03\n")
+    assert "| bookworm | zlib1g | amd64, arm64 | 1:1.2.13.dfsg-1 | 1:1.2.13.dfsg-1+deb12u1 | CVE-2026-27171 CVE-2026-85091 |" in notes
+    assert f"| `//python:3.11` | `sha256:{'b' * 63}3` (was `sha256:{'b' * 63}2`) | 3.11, 3.11.2-20261201 |" in notes
+    assert "3.11: 20261201T000000Z" in notes
+
+    # A second release later goes above the first.
+    bazel = FakeBazel(tmp_path, [dict(ZLIB, old=ZLIB["new"], new="1:1.2.13.dfsg-1+deb12u2")])
+    release.release(bazel, tmp_path, INDEXES, "r.invalid/d", "", False, "2026-12-09")
+    notes = (tmp_path / release.NOTES).read_text()
+    assert notes.index("## 2026-12-09") < notes.index("## 2026-12-03") and notes.count(release.NOTES_HEADER) == 1
+
+
+def test_a_failing_test_pushes_nothing_and_names_the_step(tmp_path: Path) -> None:
+    bazel = FakeBazel(tmp_path, [ZLIB], tests_pass=False)
+    with pytest.raises(ReleaseError, match="the affected images' tests failed .*nothing was pushed"):
+        run(bazel, tmp_path)
+    assert not any(call[0] == "run" and call[1].endswith("_push") for call in bazel.calls)
+    assert not (tmp_path / release.NOTES).exists()
+
+
+def test_dry_run_writes_and_pushes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bazel = FakeBazel(tmp_path, [ZLIB])
+    assert run(bazel, tmp_path, dry_run=True) == 0
+    assert bazel.commands() == [("run", "//debian_packages:update")]
+    assert "--check" in bazel.calls[0]
+    assert "would write the new locks of bookworm" in capsys.readouterr().out
+    assert not (tmp_path / release.NOTES).exists()
+
+
+def test_an_update_check_that_could_not_run_is_an_error(tmp_path: Path) -> None:
+    bazel = FakeBazel(tmp_path, [ZLIB])
+    failing = lambda *args, capture=False: (2, "")  # noqa: E731
+    with pytest.raises(ReleaseError, match="the update check could not run"):
+        release.release(failing, tmp_path, INDEXES, "r.invalid/d", "", True, "2026-12-03")
+    assert bazel.calls == []
+
+
+def test_index_specs_and_push_output() -> None:
+    assert release.parse_index("//python:3.9=//python:3.9_push=//python:3.9_amd64_test") == INDEXES[0]
+    with pytest.raises(Exception, match="is not LABEL=PUSH_LABEL"):
+        release.parse_index("//python:3.9")
+    assert release.pushed_tags("pushed r/p@sha256:ab as 3.9, 3.9.2-20260912, signed\nother\n") == {
+        "r/p@sha256:ab": ["3.9", "3.9.2-20260912"]}
+
+
+if __name__ == "__main__":
+    raise SystemExit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
