@@ -26,5 +26,19 @@ def unpack_pinned_wheels(rctx, pins, what, output):
         rctx.symlink(wheel, "zips/" + wheel.basename + ".zip")
         rctx.extract("zips/" + wheel.basename + ".zip", output = output)
 
+def wheel_library_build(name, doc):
+    """A BUILD file exposing wheels unpacked into `site` as py_library `name` (`doc`: its comment line)."""
+    return """load("@rules_python//python:defs.bzl", "py_library")
+
+# %s
+py_library(
+    name = "%s",
+    srcs = glob(["site/**/*.py"]),
+    data = glob(["site/**"], exclude = ["site/**/*.py"]),
+    imports = ["site"],
+    visibility = ["//visibility:public"],
+)
+""" % (doc, name)
+
 # The environment pip's index comes from, for the rules' `environ`.
 PIP_ENVIRONMENT = ["PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"]

@@ -1,18 +1,21 @@
-"""One release: `tools/bazel run //:release -- --repository R [--key K] [--dry-run]`.
+"""One release: `tools/bazel run //:release -- --repository R [--key K] [--dry-run | --prepare | --no-update]`.
 
 Updates every pin (//debian_packages:update); if nothing moved, says `up to date` and pushes nothing. Otherwise
-rebuilds the indexes and compares their digests with the ones before the update: the changed ones are the
-affected images (the others hold none of the moved packages, so they are bit for bit what was there). It runs
-the affected images' structure tests, then pushes and signs those indexes only, runs the rebuild check
-(//:verify) against R, and adds an entry to RELEASE_NOTES.md. A failing test pushes nothing. `--dry-run`
-checks, prints what moved and which releases it touches, and writes and pushes nothing.
+rebuilds the indexes; the affected ones are those whose digest the registry does not serve yet under their tag
+(the others hold none of the moved packages, so they are bit for bit what was pushed). It runs the affected
+images' structure tests, then pushes and signs those indexes only, runs the rebuild check (//:verify) against
+R, and adds an entry to RELEASE_NOTES.md. A failing test pushes nothing.
+
+- `--dry-run` checks, prints what moved and which releases it touches, and writes and pushes nothing.
+- `--prepare` is the pull-request half (CI): update, rebuild, test the indexes whose digest the update changed,
+  write the release-notes entry; no registry is needed and nothing is pushed.
+- `--no-update` is the half after that pull request lands: the committed locks as they are, rebuilt, tested,
+  and pushed where the registry serves another digest; then the rebuild check.
 
 It runs on the machine (its launcher is a HOST_LAUNCHER), where tools/bazel, the user's registry credentials
 and keys are; every step is tools/bazel itself, so each is what a person would run by hand. The locks are
 written atomically by the update command and tags move last in each push, so an interruption leaves no lock
 half-written and no tag moved to an incomplete image.
-
-Standard library only (the machine's python3).
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import argparse
 import datetime
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -30,8 +32,11 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from tools import cli
+from tools.oci import push
 
 NOTES = "RELEASE_NOTES.md"
+# Index label -> its tags, as :push gives them (written by the BUILD file from images.bzl's image_tags()).
+TAGS_TARGET = "//:image_tags"
 NOTES_HEADER = "# Release notes\n\nNewest first; written by `tools/bazel run //:release`.\n"
 ARCHIVE_STATE_ANNOTATION = "debian.archive.timestamp"
 # The update command's --check statuses (tools/debian/update.py).
@@ -101,10 +106,12 @@ def index_digests(bazel: Callable[..., tuple[int, str]], indexes: Sequence[Index
     return found
 
 
-def pushed_tags(output: str) -> dict[str, list[str]]:
-    """`pushed R@DIGEST as T1, T2, signed` lines of tools/oci/push.py -> {R@DIGEST: [T1, T2]}."""
-    return {match.group(1): match.group(2).split(", ")
-            for match in re.finditer(r"^pushed (\S+@sha256:[0-9a-f]+) as (.*?), (?:signed|NOT signed)$", output, re.M)}
+def image_tags(bazel: Callable[..., tuple[int, str]]) -> dict[str, list[str]]:
+    """Every index's tags as the current locks give them (the patch version and the date follow the locks)."""
+    must(bazel, "writing the tag table", "build", TAGS_TARGET)
+    root = must(bazel, "finding the execution root", "info", "execution_root", capture=True).strip().splitlines()[-1]
+    path = must(bazel, "finding the tag table", "cquery", "--output=files", TAGS_TARGET, capture=True).split()[-1]
+    return json.loads((Path(root) / path).read_text())
 
 
 def notes_entry(day: str, changes: list[dict], before: dict, after: dict, affected: list[Index],
@@ -116,9 +123,8 @@ def notes_entry(day: str, changes: list[dict], before: dict, after: dict, affect
               f"{c['new'] or '(removed)'} | {' '.join(c['cves']) or '-'} |" for c in changes]
     lines += ["", "| index | digest | tags |", "| --- | --- | --- |"]
     for index in affected:
-        digest = after[index.label][0]
-        named = next((found for reference, found in tags.items() if reference.endswith("@" + digest)), [])
-        lines.append(f"| `{index.label}` | `{digest}` (was `{before[index.label][0]}`) | {', '.join(named) or '-'} |")
+        was = f" (was `{before[index.label][0]}`)" if index.label in before else ""
+        lines.append(f"| `{index.label}` | `{after[index.label][0]}`{was} | {', '.join(tags.get(index.label, [])) or '-'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -143,12 +149,20 @@ def public_key(key: str, directory: Path) -> Path:
     return path
 
 
+def changed_in_registry(indexes: Sequence[Index], after: dict, tags: dict[str, list[str]],
+                        repository: str) -> list[Index]:
+    """The indexes whose first tag the registry does not serve with the digest built here."""
+    return [index for index in indexes
+            if push.remote_digest(f"{repository}/python:{tags[index.label][0]}") != after[index.label][0]]
+
+
 def release(bazel: Callable[..., tuple[int, str]], workspace: Path, indexes: Sequence[Index], repository: str,
-            key: str, dry_run: bool, today: str) -> int:
+            key: str, mode: str, today: str) -> int:
+    """mode: "release" (update and push), "dry-run", "prepare" (no push) or "no-update" (push the locks as they are)."""
     # In the workspace, which the build root sees at the same path (the update command runs there), unlike /tmp.
     with tempfile.TemporaryDirectory(prefix=".release-", dir=workspace) as scratch:
         report = Path(scratch) / "changes.json"
-        if dry_run:
+        if mode == "dry-run":
             status, _ = bazel("run", "//debian_packages:update", "--", "--check", "--report", str(report))
             if status not in (0, UPDATE_OUTDATED):
                 raise ReleaseError(f"the update check could not run (exit {status}; its messages are above)")
@@ -163,21 +177,30 @@ def release(bazel: Callable[..., tuple[int, str]], workspace: Path, indexes: Seq
                   f"and add an entry to {NOTES}; nothing was written or pushed")
             return 0
         public = public_key(key, Path(scratch)) if key else None
-        before = index_digests(bazel, indexes)
-        must(bazel, "updating the pins", "run", "//debian_packages:update", "--", "--report", str(report))
-        changes = json.loads(report.read_text())
-        if not changes:
-            print("up to date")
-            return 0
+        before: dict[str, tuple[str, str]] = {}
+        changes: list[dict] = []
+        if mode != "no-update":
+            before = index_digests(bazel, indexes)
+            must(bazel, "updating the pins", "run", "//debian_packages:update", "--", "--report", str(report))
+            changes = json.loads(report.read_text())
+            if not changes:
+                print("up to date")
+                return 0
         after = index_digests(bazel, indexes)
-        affected = [index for index in indexes if after[index.label][0] != before[index.label][0]]
+        tags = image_tags(bazel)
+        if mode == "prepare":
+            affected = [index for index in indexes if after[index.label][0] != before[index.label][0]]
+            why = "digest changed by the update"
+        else:
+            affected = changed_in_registry(indexes, after, tags, repository)
+            why = f"{repository} serves another digest"
         unaffected = [index.label for index in indexes if index not in affected]
-        print(f"release: {len(changes)} pins moved; affected (digest changed): "
+        print(f"release: {len(changes)} pins moved; affected ({why}): "
               + (", ".join(index.label for index in affected) or "none")
-              + (f"; unaffected (they hold none of the moved packages, same digest): {', '.join(unaffected)}"
+              + (f"; unaffected (same digest: they hold none of the moved packages): {', '.join(unaffected)}"
                  if unaffected else ""))
         if not affected:
-            print("release: no image changed (only the build root's pins moved); nothing to push")
+            print("release: no image changed; nothing to push")
             return 0
         tests = [test for index in affected for test in index.tests]
         status, _ = bazel("test", *tests)
@@ -185,15 +208,20 @@ def release(bazel: Callable[..., tuple[int, str]], workspace: Path, indexes: Seq
             raise ReleaseError(f"the affected images' tests failed (`tools/bazel test` exited {status}; the failing "
                                "targets are named above); nothing was pushed. The new locks are written: fix the "
                                "failure, or `git checkout -- debian_packages tools/build_root.packages` to go back")
-        tags: dict[str, list[str]] = {}
+        entry = notes_entry(today, changes, before, after, affected, tags) if changes else ""
+        if mode == "prepare":
+            add_notes(workspace / NOTES, entry)
+            print(f"release: --prepare: the new locks and {NOTES} are written; nothing was pushed")
+            return 0
         for index in affected:
             flags = ["--repository", f"{repository}/python"] + (["--key", key] if key else [])
-            tags.update(pushed_tags(must(bazel, f"pushing {index.label}", "run", index.push, "--", *flags,
-                                         capture=True)))
+            must(bazel, f"pushing {index.label}", "run", index.push, "--", *flags)
         verify = ["--repository", repository] + (["--key", str(public)] if public else [])
         must(bazel, "the rebuild check", "run", "//:verify", "--", *verify)
-        add_notes(workspace / NOTES, notes_entry(today, changes, before, after, affected, tags))
-        print(f"release: pushed {len(affected)} indexes; {NOTES} has the entry; commit the locks and the notes")
+        if entry:
+            add_notes(workspace / NOTES, entry)
+        print(f"release: pushed {len(affected)} indexes" + (f"; {NOTES} has the entry: commit it with the locks"
+                                                            if entry else ""))
         return 0
 
 
@@ -205,9 +233,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-r", "--repository", default=os.environ.get("DISTROLESS_REPOSITORY", ""),
                         help="the registry and prefix to push to, as for //:push (default: DISTROLESS_REPOSITORY)")
     parser.add_argument("--key", default=os.environ.get("COSIGN_KEY", ""), help="cosign key to sign with")
-    parser.add_argument("--dry-run", action="store_true", help="write and push nothing; print what would be done")
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--dry-run", action="store_const", dest="mode", const="dry-run",
+                       help="write and push nothing; print what would be done")
+    modes.add_argument("--prepare", action="store_const", dest="mode", const="prepare",
+                       help="update, rebuild, test, write the release notes; push nothing (a pull request's half)")
+    modes.add_argument("--no-update", action="store_const", dest="mode", const="no-update",
+                       help="push the committed locks' images where the registry differs (after that request lands)")
     args = parser.parse_args(argv)
-    if not args.repository and not args.dry_run:
+    args.mode = args.mode or "release"
+    if not args.repository and args.mode in ("release", "no-update"):
         raise ReleaseError("no repository: pass --repository REGISTRY/PREFIX (as for //:push) or set "
                            "DISTROLESS_REPOSITORY")
     workspace = Path(os.environ.get("BUILD_WORKSPACE_DIRECTORY", "."))
@@ -215,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     if key and not Path(key).is_file():
         raise ReleaseError(f"the signing key {args.key} does not exist; nothing was pushed")
     today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
-    return release(Bazel(workspace), workspace, args.index, args.repository.rstrip("/"), key, args.dry_run, today)
+    return release(Bazel(workspace), workspace, args.index, args.repository.rstrip("/"), key, args.mode, today)
 
 
 if __name__ == "__main__":

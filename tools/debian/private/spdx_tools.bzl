@@ -1,6 +1,6 @@
 """The spdx-tools validator (`pyspdxtools`), from its PyPI wheels, pinned by hash, for the SBOM tests."""
 
-load("//tools/private:pip_wheels.bzl", "PIP_ENVIRONMENT", "unpack_pinned_wheels")
+load("//tools/private:pip_wheels.bzl", "PIP_ENVIRONMENT", "unpack_pinned_wheels", "wheel_library_build")
 
 # spdx-tools and every dependency it needs, all pure-Python wheels (so one hash fits every machine), except
 # PyYAML, which the build root's python3-yaml provides. pip fetches them through the user's own pip
@@ -19,21 +19,10 @@ _WHEELS = {
     "xmltodict==1.0.4": "a4a00d300b0e1c59fc2bfccb53d7b2e88c32f200df138a0dd2229f842497026a",
 }
 
-_BUILD = """load("@rules_python//python:defs.bzl", "py_library")
-
-# `python3 -m spdx_tools.spdx.clitools.pyspdxtools -i FILE` with this library on the path.
-py_library(
-    name = "spdx_tools",
-    srcs = glob(["site/**/*.py"]),
-    data = glob(["site/**"], exclude = ["site/**/*.py"]),
-    imports = ["site"],
-    visibility = ["//visibility:public"],
-)
-"""
 
 def _spdx_tools_repository_impl(rctx):
     unpack_pinned_wheels(rctx, _WHEELS, "spdx-tools and its %d dependencies" % (len(_WHEELS) - 1), output = "site")
-    rctx.file("BUILD.bazel", _BUILD)
+    rctx.file("BUILD.bazel", wheel_library_build("spdx_tools", "`python3 -m spdx_tools.spdx.clitools.pyspdxtools -i FILE` with this library on the path."))
 
 spdx_tools_repository = repository_rule(
     implementation = _spdx_tools_repository_impl,

@@ -44,20 +44,30 @@ class FakeBazel:
             return (1 if self.changes and "--check" in args else 0), ""
         if args[:2] == ("info", "execution_root"):
             return 0, f"{self.root}\n"
+        if args[0] == "cquery" and args[-1] == release.TAGS_TARGET:
+            (self.root / "tags.json").write_text(json.dumps({"//python:3.9": ["3.9", "3.9.2-20260912"],
+                                                             "//python:3.11": ["3.11", "3.11.2-20261201"]}))
+            return 0, "tags.json\n"
         if args[0] == "cquery":
             return 0, "@@//python:3.9 bazel-out/3.9\n@@//python:3.11 bazel-out/3.11\n"
         if args[0] == "test":
             return (0 if self.tests_pass else 3), ""
-        if args[0] == "run" and args[1].endswith("_push"):
-            return 0, f"pushed r.invalid/d/python@sha256:{'b' * 63}3 as 3.11, 3.11.2-20261201, NOT signed\n"
         return 0, ""
 
     def commands(self) -> list[tuple[str, ...]]:
         return [call[:2] for call in self.calls]
 
 
-def run(bazel: FakeBazel, tmp_path: Path, dry_run: bool = False) -> int:
-    return release.release(bazel, tmp_path, INDEXES, "r.invalid/d", "", dry_run, "2026-12-03")
+@pytest.fixture(autouse=True)
+def registry(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """What the registry serves, by reference: 3.9 as built, 3.11 the build before the update."""
+    served = {"r.invalid/d/python:3.9": "sha256:" + "b" * 63 + "1", "r.invalid/d/python:3.11": "sha256:" + "b" * 63 + "2"}
+    monkeypatch.setattr(release.push, "remote_digest", lambda reference: served.get(reference, ""))
+    return served
+
+
+def run(bazel: FakeBazel, tmp_path: Path, mode: str = "release") -> int:
+    return release.release(bazel, tmp_path, INDEXES, "r.invalid/d", "", mode, "2026-12-03")
 
 
 def test_nothing_moved_says_up_to_date_and_pushes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -76,7 +86,8 @@ def test_only_the_affected_index_is_tested_pushed_and_noted(tmp_path: Path, caps
     assert pushes == ["//python:3.11_push"]
     assert ("run", "//:verify") in bazel.commands()
     out = capsys.readouterr().out
-    assert "affected (digest changed): //python:3.11; unaffected (they hold none of the moved packages" in out
+    assert ("affected (r.invalid/d serves another digest): //python:3.11; unaffected (same digest: they hold none "
+            "of the moved packages): //python:3.9") in out
     notes = (tmp_path / release.NOTES).read_text()
     assert notes.startswith(release.NOTES_HEADER + "\n## 2026-12-03\n")
     assert "| bookworm | zlib1g | amd64, arm64 | 1:1.2.13.dfsg-1 | 1:1.2.13.dfsg-1+deb12u1 | CVE-2026-27171 CVE-2026-85091 |" in notes
@@ -85,9 +96,30 @@ def test_only_the_affected_index_is_tested_pushed_and_noted(tmp_path: Path, caps
 
     # A second release later goes above the first.
     bazel = FakeBazel(tmp_path, [dict(ZLIB, old=ZLIB["new"], new="1:1.2.13.dfsg-1+deb12u2")])
-    release.release(bazel, tmp_path, INDEXES, "r.invalid/d", "", False, "2026-12-09")
+    release.release(bazel, tmp_path, INDEXES, "r.invalid/d", "", "release", "2026-12-09")
     notes = (tmp_path / release.NOTES).read_text()
     assert notes.index("## 2026-12-09") < notes.index("## 2026-12-03") and notes.count(release.NOTES_HEADER) == 1
+
+
+def test_prepare_writes_locks_and_notes_and_pushes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(release.push, "remote_digest", lambda reference: pytest.fail("prepare asked a registry"))
+    bazel = FakeBazel(tmp_path, [ZLIB])
+    assert release.release(bazel, tmp_path, INDEXES, "", "", "prepare", "2026-12-03") == 0
+    assert ("test", "//python:3.11_amd64_test", "//python:3.11_arm64_test") in bazel.calls
+    assert not any(call[0] == "run" and (call[1].endswith("_push") or call[1] == "//:verify") for call in bazel.calls)
+    assert "| `//python:3.11` |" in (tmp_path / release.NOTES).read_text()
+
+
+def test_no_update_pushes_the_committed_locks_where_the_registry_differs(
+    tmp_path: Path, registry: dict[str, str],
+) -> None:
+    bazel = FakeBazel(tmp_path, [ZLIB])
+    registry["r.invalid/d/python:3.11"] = ""  # never pushed
+    assert run(bazel, tmp_path, mode="no-update") == 0
+    assert not any(call[:2] == ("run", "//debian_packages:update") for call in bazel.calls)
+    assert [call[1] for call in bazel.calls if call[0] == "run" and call[1].endswith("_push")] == ["//python:3.11_push"]
+    assert ("run", "//:verify") in bazel.commands()
+    assert not (tmp_path / release.NOTES).exists()  # the notes came with the pull request
 
 
 def test_a_failing_test_pushes_nothing_and_names_the_step(tmp_path: Path) -> None:
@@ -100,7 +132,7 @@ def test_a_failing_test_pushes_nothing_and_names_the_step(tmp_path: Path) -> Non
 
 def test_dry_run_writes_and_pushes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bazel = FakeBazel(tmp_path, [ZLIB])
-    assert run(bazel, tmp_path, dry_run=True) == 0
+    assert run(bazel, tmp_path, mode="dry-run") == 0
     assert bazel.commands() == [("run", "//debian_packages:update")]
     assert "--check" in bazel.calls[0]
     assert "would write the new locks of bookworm" in capsys.readouterr().out
@@ -111,7 +143,7 @@ def test_an_update_check_that_could_not_run_is_an_error(tmp_path: Path) -> None:
     bazel = FakeBazel(tmp_path, [ZLIB])
     failing = lambda *args, capture=False: (2, "")  # noqa: E731
     with pytest.raises(ReleaseError, match="the update check could not run"):
-        release.release(failing, tmp_path, INDEXES, "r.invalid/d", "", True, "2026-12-03")
+        release.release(failing, tmp_path, INDEXES, "r.invalid/d", "", "dry-run", "2026-12-03")
     assert bazel.calls == []
 
 
@@ -119,8 +151,6 @@ def test_index_specs_and_push_output() -> None:
     assert release.parse_index("//python:3.9=//python:3.9_push=//python:3.9_amd64_test") == INDEXES[0]
     with pytest.raises(Exception, match="is not LABEL=PUSH_LABEL"):
         release.parse_index("//python:3.9")
-    assert release.pushed_tags("pushed r/p@sha256:ab as 3.9, 3.9.2-20260912, signed\nother\n") == {
-        "r/p@sha256:ab": ["3.9", "3.9.2-20260912"]}
 
 
 if __name__ == "__main__":
