@@ -122,9 +122,15 @@ def user_path(path: str) -> Path:
     return Path(os.environ.get("BUILD_WORKING_DIRECTORY", "."), os.path.expanduser(path))
 
 
-def relative_note(given: str, path: Path) -> str:
-    """Where a relative path was looked for, for a message that names the path as the user gave it."""
-    return "" if os.path.isabs(os.path.expanduser(given)) else f" (looked for {path})"
+def key_file(given: str, what: str, fix: str) -> Path:
+    """The key file the user named (relative to where they ran `bazel run`); messages name it as they gave it."""
+    path = user_path(given)
+    if not path.exists():
+        looked = "" if os.path.isabs(os.path.expanduser(given)) else f" (looked for {path})"
+        raise PushError(f"the {what} {given} does not exist{looked}; {fix}")
+    if not path.is_file():
+        raise PushError(f"the {what} {given} is not a file; {fix}")
+    return path.resolve()
 
 
 def remote_digest(reference: str, failed: str = "", outcome: str = "check --repository") -> str:
@@ -175,14 +181,8 @@ class Signer:
     def load(key: str, directory: Path) -> "Signer":
         """Checks the key and its password by deriving the public key, before anything is pushed."""
         if "://" not in key:
-            path = user_path(key)
-            if not path.exists():
-                raise PushError(f"the signing key {key} does not exist{relative_note(key, path)}; pass --key (or "
-                                "COSIGN_KEY) naming a key made by `cosign generate-key-pair`; no image was pushed")
-            if not path.is_file():
-                raise PushError(f"the signing key {key} is not a file; pass --key (or COSIGN_KEY) naming a key made "
-                                "by `cosign generate-key-pair`; no image was pushed")
-            key = str(path.resolve())
+            key = str(key_file(key, "signing key", "pass --key (or COSIGN_KEY) naming a key made by `cosign "
+                                                    "generate-key-pair`; no image was pushed"))
         if "COSIGN_PASSWORD" not in os.environ:
             raise PushError(f"COSIGN_PASSWORD is not set: set it to the password of {key} (empty for a key without "
                             "one); no image was pushed")

@@ -123,17 +123,11 @@ def table(rows: list[Row]) -> str:
 def check_key(key: str) -> Path | None:
     if not key:
         return None
-    path = push.user_path(key)
-    if not path.exists():
-        raise VerifyError(f"the public key {key} does not exist{push.relative_note(key, path)}; pass --key naming "
-                          "the cosign.pub the images were signed with")
-    if not path.is_file():
-        raise VerifyError(f"the public key {key} is not a file; pass --key naming the cosign.pub the images were "
-                          "signed with")
+    path = push.key_file(key, "public key", "pass --key naming the cosign.pub the images were signed with")
     if "PRIVATE KEY" in path.read_text(errors="replace"):
         raise VerifyError(f"{key} is a private key; pass the public key (cosign.pub, or `cosign public-key "
                           "--key cosign.key`)")
-    return path.resolve()
+    return path
 
 
 # A check that cannot run at all exits 2, apart from 1 for tags that fail it.

@@ -1,7 +1,7 @@
 """check-jsonschema (with GitHub's workflow schema built in), from its PyPI wheels pinned by hash, for the test
 that validates .github/workflows/."""
 
-load("//tools/private:pip_wheels.bzl", "PIP_ENVIRONMENT", "unpack_pinned_wheels", "wheel_library_build")
+load("//tools/private:pip_wheels.bzl", "wheel_library")
 
 # check-jsonschema 0.39.0 and its closure for the build root's Python 3.14; pure-Python wheels fit every machine
 # (charset-normalizer's pure one is chosen), rpds-py and regress are compiled, one wheel per machine.
@@ -21,7 +21,7 @@ _WHEELS = {
     "urllib3==2.8.0": "0cf3cae568d36aa9576b28dfb35f11328f1cb974ca7647d9475ebb86c75ac6e3",
 }
 _COMPILED = {
-    "amd64": {
+    "x86_64": {
         "regress==2026.9.1": "56716962a7c42f1ddb2d9d5467282f1f4855538e9f221cb0c5f51f1c9a2056be",
         "rpds-py==2026.9.1": "eac2f5dbafd585dfe31f86a23ebf0d3ba480a9d49ebc87947267b5608d4ea0cd",
     },
@@ -31,22 +31,14 @@ _COMPILED = {
     },
 }
 
-def _check_jsonschema_repository_impl(rctx):
-    arch = {"x86_64": "amd64"}.get(rctx.os.arch, rctx.os.arch)
-    if arch not in _COMPILED:
-        fail("check-jsonschema's compiled dependencies are pinned for %s only, not %s: add this machine's wheels to tools/private/check_jsonschema.bzl" % (", ".join(_COMPILED), rctx.os.arch))
-    pins = dict(_WHEELS)
-    pins.update(_COMPILED[arch])
-    unpack_pinned_wheels(rctx, pins, "check-jsonschema and its %d dependencies" % (len(pins) - 1), output = "site")
-    rctx.file("BUILD.bazel", wheel_library_build("check_jsonschema", "`python3 -m check_jsonschema --builtin-schema vendor.github-workflows FILE` with this library on the path."))
-
-check_jsonschema_repository = repository_rule(
-    implementation = _check_jsonschema_repository_impl,
-    doc = "Downloads the pinned check-jsonschema wheels with pip (--require-hashes) and exposes them as a py_library.",
-    environ = PIP_ENVIRONMENT,
-)
-
 def _check_jsonschema_impl(module_ctx):
-    check_jsonschema_repository(name = "check_jsonschema")
+    wheel_library(
+        name = "check_jsonschema",
+        pins = _WHEELS,
+        per_machine = json.encode(_COMPILED),
+        what = "check-jsonschema",
+        usage = "`python3 -m check_jsonschema --builtin-schema vendor.github-workflows FILE` with this library on the path.",
+        pinned_in = "tools/private/check_jsonschema.bzl",
+    )
 
 check_jsonschema = module_extension(implementation = _check_jsonschema_impl)

@@ -225,7 +225,7 @@ def release(bazel: Callable[..., tuple[int, str]], workspace: Path, indexes: Seq
         return 0
 
 
-@cli.tool("release", ReleaseError)
+@cli.tool("release", ReleaseError, push.PushError)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=parse_index, action="append", default=[], required=True,
@@ -246,9 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ReleaseError("no repository: pass --repository REGISTRY/PREFIX (as for //:push) or set "
                            "DISTROLESS_REPOSITORY")
     workspace = Path(os.environ.get("BUILD_WORKSPACE_DIRECTORY", "."))
-    key = str(Path(os.environ.get("BUILD_WORKING_DIRECTORY", "."), os.path.expanduser(args.key))) if args.key else ""
-    if key and not Path(key).is_file():
-        raise ReleaseError(f"the signing key {args.key} does not exist; nothing was pushed")
+    key = str(push.key_file(args.key, "signing key", "pass --key (or COSIGN_KEY); nothing was pushed")) if args.key else ""
     today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
     return release(Bazel(workspace), workspace, args.index, args.repository.rstrip("/"), key, args.mode, today)
 

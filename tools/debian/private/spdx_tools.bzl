@@ -1,6 +1,6 @@
 """The spdx-tools validator (`pyspdxtools`), from its PyPI wheels, pinned by hash, for the SBOM tests."""
 
-load("//tools/private:pip_wheels.bzl", "PIP_ENVIRONMENT", "unpack_pinned_wheels", "wheel_library_build")
+load("//tools/private:pip_wheels.bzl", "wheel_library")
 
 # spdx-tools and every dependency it needs, all pure-Python wheels (so one hash fits every machine), except
 # PyYAML, which the build root's python3-yaml provides. pip fetches them through the user's own pip
@@ -19,18 +19,13 @@ _WHEELS = {
     "xmltodict==1.0.4": "a4a00d300b0e1c59fc2bfccb53d7b2e88c32f200df138a0dd2229f842497026a",
 }
 
-
-def _spdx_tools_repository_impl(rctx):
-    unpack_pinned_wheels(rctx, _WHEELS, "spdx-tools and its %d dependencies" % (len(_WHEELS) - 1), output = "site")
-    rctx.file("BUILD.bazel", wheel_library_build("spdx_tools", "`python3 -m spdx_tools.spdx.clitools.pyspdxtools -i FILE` with this library on the path."))
-
-spdx_tools_repository = repository_rule(
-    implementation = _spdx_tools_repository_impl,
-    doc = "Downloads the pinned spdx-tools wheels with pip (--require-hashes) and exposes them as a py_library.",
-    environ = PIP_ENVIRONMENT,
-)
-
 def _spdx_tools_impl(module_ctx):
-    spdx_tools_repository(name = "spdx_tools")
+    wheel_library(
+        name = "spdx_tools",
+        pins = _WHEELS,
+        what = "spdx-tools",
+        usage = "`python3 -m spdx_tools.spdx.clitools.pyspdxtools -i FILE` with this library on the path.",
+        pinned_in = "tools/debian/private/spdx_tools.bzl",
+    )
 
 spdx_tools = module_extension(implementation = _spdx_tools_impl)
