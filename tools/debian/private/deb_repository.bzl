@@ -89,8 +89,27 @@ def _deb_file_impl(rctx):
     urls = _deb_urls(rctx, archives, mirror)
     result = rctx.download(url = urls, output = "package.deb", sha256 = rctx.attr.sha256, allow_fail = True)
     if not result.success:
-        fail(_missing_deb_message(rctx, archives, variable, mirror, urls))
+        _fail_with_what_was_served(rctx, archives, variable, mirror, urls)
     rctx.file("BUILD.bazel", 'exports_files(["package.deb"])\n')
+
+def _fail_with_what_was_served(rctx, archives, variable, mirror, urls):
+    """Tells a file whose sha256 differs from the lock's (tampering, not an archive move) from a missing one."""
+    for url in urls:
+        served = rctx.download(url = url, output = "unverified.deb", allow_fail = True)
+        rctx.delete("unverified.deb")
+        if served.success and served.sha256 != rctx.attr.sha256:
+            fail(("%s pins %s from %s with sha256 %s, but %s serves a file with sha256 %s: the mirror or the lock " +
+                  "has been tampered with; do not re-lock blindly. Compare the lock with its history " +
+                  "(git log -p %s) and the file with another mirror before trusting either.") % (
+                rctx.attr.lock,
+                rctx.attr.package,
+                rctx.attr.filename,
+                rctx.attr.sha256,
+                url,
+                served.sha256,
+                rctx.attr.lock,
+            ))
+    fail(_missing_deb_message(rctx, archives, variable, mirror, urls))
 
 deb_file = repository_rule(
     implementation = _deb_file_impl,
