@@ -26,6 +26,7 @@ from pathlib import Path
 
 from tools import cli
 from tools.oci import credentials
+from tools.oci.layout import Layout, LayoutError
 
 # The reference grammar of the distribution spec, simplified to what a repository and a tag may be.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -99,8 +100,8 @@ def check_target(target: Target) -> None:
 def layout_digest(layout: Path) -> str:
     """The digest of the one manifest or index a layout holds."""
     try:
-        manifests = json.loads((layout / "index.json").read_text())["manifests"]
-    except (OSError, ValueError, KeyError) as error:
+        manifests = Layout(layout).read_index()["manifests"]
+    except (LayoutError, KeyError) as error:
         raise PushError(f"{layout} is not an OCI image layout ({error}); build the image first") from None
     if len(manifests) != 1:
         raise PushError(f"{layout} holds {len(manifests)} manifests; push one image or one index at a time")
@@ -163,8 +164,8 @@ def check_immutable_tags(target: Target, digest: str) -> None:
 def child_digests(layout: Path, digest: str) -> list[str]:
     """The manifests an index in the layout lists (recursively), or [] for an image."""
     try:
-        document = json.loads((layout / "blobs" / "sha256" / digest.split(":", 1)[1]).read_bytes())
-    except (OSError, ValueError, IndexError) as error:
+        document = json.loads(Layout(layout).blob_path(digest).read_bytes())
+    except (LayoutError, OSError, ValueError) as error:
         raise PushError(f"{layout}: cannot read {digest} ({error}); build the image again") from None
     children = [descriptor["digest"] for descriptor in document.get("manifests", [])]
     return [grandchild for child in children for grandchild in [child, *child_digests(layout, child)]]

@@ -33,6 +33,7 @@ from typing import Callable, Sequence
 
 from tools import cli
 from tools.oci import push
+from tools.oci.layout import Layout, LayoutError
 
 NOTES = "RELEASE_NOTES.md"
 # Index label -> its tags, as :push gives them (written by the BUILD file from images.bzl's image_tags()).
@@ -98,11 +99,10 @@ def index_digests(bazel: Callable[..., tuple[int, str]], indexes: Sequence[Index
     paths = {label.lstrip("@"): path for label, path in (line.split(" ", 1) for line in listing.splitlines() if " " in line)}
     found = {}
     for label in labels:
-        layout = Path(root) / paths[label]
-        descriptor = json.loads((layout / "index.json").read_text())["manifests"][0]
-        index = json.loads((layout / "blobs" / "sha256" / descriptor["digest"].split(":")[1]).read_text())
-        first = json.loads((layout / "blobs" / "sha256" / index["manifests"][0]["digest"].split(":")[1]).read_text())
-        found[label] = (descriptor["digest"], first.get("annotations", {}).get(ARCHIVE_STATE_ANNOTATION, "?"))
+        layout = Layout(Path(root) / paths[label])
+        images = layout.images()
+        state = images[0].manifest.get("annotations", {}).get(ARCHIVE_STATE_ANNOTATION, "?") if images else "?"
+        found[label] = (push.layout_digest(layout.root), state)
     return found
 
 
@@ -225,7 +225,7 @@ def release(bazel: Callable[..., tuple[int, str]], workspace: Path, indexes: Seq
         return 0
 
 
-@cli.tool("release", ReleaseError, push.PushError)
+@cli.tool("release", ReleaseError, push.PushError, LayoutError)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=parse_index, action="append", default=[], required=True,

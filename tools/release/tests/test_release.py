@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tools.oci.layout import CONFIG_MEDIA_TYPE, INDEX_MEDIA_TYPE as INDEX, MANIFEST_MEDIA_TYPE as MANIFEST, Layout
 from tools.release import release
 from tools.release.release import Index, ReleaseError
 
@@ -16,24 +17,34 @@ ZLIB = {"scope": "bookworm", "name": "zlib1g", "archs": ["amd64", "arm64"], "old
         "new": "1:1.2.13.dfsg-1+deb12u1", "cves": ["CVE-2026-27171", "CVE-2026-85091"]}
 
 
-def write_layout(root: Path, name: str, digest_seed: str, state: str) -> None:
+def write_layout(root: Path, name: str, seed: str, state: str) -> None:
     """An OCI layout holding an index over one image whose manifest carries the archive-state annotation."""
-    blobs = root / name / "blobs" / "sha256"
-    blobs.mkdir(parents=True, exist_ok=True)
-    manifest = json.dumps({"annotations": {release.ARCHIVE_STATE_ANNOTATION: state}}).encode()
-    (blobs / ("a" * 63 + digest_seed)).write_bytes(manifest)
-    index = json.dumps({"manifests": [{"digest": "sha256:" + "a" * 63 + digest_seed}]}).encode()
-    (blobs / ("b" * 63 + digest_seed)).write_bytes(index)
-    (root / name / "index.json").write_text(json.dumps({"manifests": [{"digest": "sha256:" + "b" * 63 + digest_seed}]}))
+    layout = Layout(root / name)
+
+    def blob(document: dict, media_type: str) -> dict:
+        data = json.dumps(document, sort_keys=True).encode()
+        return {"mediaType": media_type, "digest": layout.write_blob(data), "size": len(data)}
+
+    config = blob({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}, "seed": seed},
+                  CONFIG_MEDIA_TYPE)
+    manifest = blob({"schemaVersion": 2, "mediaType": MANIFEST, "config": config, "layers": [],
+                     "annotations": {release.ARCHIVE_STATE_ANNOTATION: state}}, MANIFEST)
+    layout.write_index([blob({"schemaVersion": 2, "mediaType": INDEX, "manifests": [manifest]}, INDEX)])
+
+
+def index_digest(root: Path, name: str) -> str:
+    return json.loads((root / name / "index.json").read_text())["manifests"][0]["digest"]
 
 
 class FakeBazel:
     """Records each command; `update` moves `changes` and rebuilds 3.11 under a new digest; `test` may fail."""
 
     def __init__(self, root: Path, changes: list[dict], tests_pass: bool = True) -> None:
+        root = root / "fake-execroot"
         self.root, self.changes, self.tests_pass, self.calls = root, changes, tests_pass, []
         write_layout(root, "bazel-out/3.9", "1", "20260912T092708Z")
         write_layout(root, "bazel-out/3.11", "2", "20261125T022230Z")
+        ORIGINAL.update({"3.9": index_digest(root, "bazel-out/3.9"), "3.11": index_digest(root, "bazel-out/3.11")})
 
     def __call__(self, *args: str, capture: bool = False) -> tuple[int, str]:
         self.calls.append(args)
@@ -58,11 +69,15 @@ class FakeBazel:
         return [call[:2] for call in self.calls]
 
 
+# The digests of the layouts before any update (write_layout is deterministic).
+ORIGINAL: dict[str, str] = {}
+
+
 @pytest.fixture(autouse=True)
 def registry(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """What the registry serves, by reference: 3.9 as built, 3.11 the build before the update."""
-    served = {"r.invalid/d/python:3.9": "sha256:" + "b" * 63 + "1", "r.invalid/d/python:3.11": "sha256:" + "b" * 63 + "2"}
-    monkeypatch.setattr(release.push, "remote_digest", lambda reference: served.get(reference, ""))
+    served = {"r.invalid/d/python:3.9": "3.9", "r.invalid/d/python:3.11": "3.11"}  # -> a FakeBazel digest's key
+    monkeypatch.setattr(release.push, "remote_digest", lambda reference: ORIGINAL.get(served.get(reference, ""), ""))
     return served
 
 
@@ -91,7 +106,8 @@ def test_only_the_affected_index_is_tested_pushed_and_noted(tmp_path: Path, caps
     notes = (tmp_path / release.NOTES).read_text()
     assert notes.startswith(release.NOTES_HEADER + "\n## 2026-12-03\n")
     assert "| bookworm | zlib1g | amd64, arm64 | 1:1.2.13.dfsg-1 | 1:1.2.13.dfsg-1+deb12u1 | CVE-2026-27171 CVE-2026-85091 |" in notes
-    assert f"| `//python:3.11` | `sha256:{'b' * 63}3` (was `sha256:{'b' * 63}2`) | 3.11, 3.11.2-20261201 |" in notes
+    new = index_digest(tmp_path / "fake-execroot", "bazel-out/3.11")
+    assert f"| `//python:3.11` | `{new}` (was `{ORIGINAL['3.11']}`) | 3.11, 3.11.2-20261201 |" in notes
     assert "3.11: 20261201T000000Z" in notes
 
     # A second release later goes above the first.
@@ -114,7 +130,7 @@ def test_no_update_pushes_the_committed_locks_where_the_registry_differs(
     tmp_path: Path, registry: dict[str, str],
 ) -> None:
     bazel = FakeBazel(tmp_path, [ZLIB])
-    registry["r.invalid/d/python:3.11"] = ""  # never pushed
+    registry["r.invalid/d/python:3.11"] = "never pushed"
     assert run(bazel, tmp_path, mode="no-update") == 0
     assert not any(call[:2] == ("run", "//debian_packages:update") for call in bazel.calls)
     assert [call[1] for call in bazel.calls if call[0] == "run" and call[1].endswith("_push")] == ["//python:3.11_push"]
