@@ -117,12 +117,16 @@ def _source_layers(prefix, closure, packages, plan, merged_usr):
         names.append(name)
     return names
 
-def _grouped_baseline(prefix, packages, groups, merged_usr):
-    """The layering before one layer per source (one layer per package group), built only by the benchmark."""
+def _grouped_baseline(prefix, packages, groups, config):
+    """The layering before one layer per source (one layer per package group, the python group's pruned as
+    the images' is), built only by the benchmark, which compares what updates cost in each."""
     names = []
     for group, members in groups:
-        deb_layer(name = "%s_grouped_%s" % (prefix, group), debs = _debs(packages, members), merged_usr = merged_usr, tags = ["manual"])
-        names.append("%s_grouped_%s" % (prefix, group))
+        name = "%s_grouped_%s" % (prefix, group)
+        deb_layer(name = name + ("_debs" if group == "python" else ""), debs = _debs(packages, members), merged_usr = config.merged_usr, tags = ["manual"])
+        if group == "python":
+            py_stdlib_prune(name = name, layer = name + "_debs", remove = config.pruned, tags = ["manual"])
+        names.append(name)
     native.filegroup(name = prefix + "_grouped_layers", srcs = names, tags = ["manual"])
 
 def _layers(version, config, arch):
@@ -178,7 +182,7 @@ def _layers(version, config, arch):
     debug_layers = _source_layers(prefix, "debug", packages, layer_plan(packages, debug_sources, []), config.merged_usr)
     symlinks_layer(name = prefix + "_busybox_links", symlinks = {"busybox/sh": "/bin/busybox", "busybox/busybox": "/bin/busybox"})
     dev_layers = _source_layers(prefix, "dev", packages, layer_plan(packages, dev_sources, []), config.merged_usr)
-    _grouped_baseline(prefix, packages, [("system", system), ("python", python), ("debug", busybox), ("dev", dev)], config.merged_usr)
+    _grouped_baseline(prefix, packages, [("system", system), ("python", python), ("debug", busybox), ("dev", dev)], config)
 
     python_version = upstream_version(packages[config.python + "-minimal"]["version"])
     _python_tests(prefix + "_python_tests", config, python_version)
