@@ -17,7 +17,7 @@ import shutil
 import tarfile
 from pathlib import Path
 
-from tools.remote.nested_bazel import NestedBazel, workspace_from_runfiles
+from tools.remote.nested_bazel import NestedBazel, executed_locally, workspace_from_runfiles
 
 IMAGE = "3.11_amd64"
 LOCK = "debian_packages/bookworm/lock.json"
@@ -70,6 +70,9 @@ def swap_pin(workspace: Path) -> None:
 def build(bazel: NestedBazel, step: str) -> dict[str, tuple[str, bytes]]:
     result = bazel.run("build", f"//python:{IMAGE}")
     assert result.returncode == 0, f"{step}: the nested build of //python:{IMAGE} failed; its output is above"
+    # Something must have run (from the disk or repository cache or not): an up-to-date output proves nothing.
+    assert executed_locally(result.processes) + result.processes.get("disk cache hit", 0) > 0, (
+        f"{step}: the nested build ran no action: {result.processes}")
     return layers(bazel.bin_path(f"python/{IMAGE}"))
 
 
@@ -90,3 +93,9 @@ def test_one_source_update_changes_only_its_layer(tmp_path: Path) -> None:
     assert f"Version: {NEW_PIN['version']}" in status_entry(after[layer][1], PACKAGE)
     changed = sorted(name for name in before if before[name][0] != after[name][0])
     assert changed == [layer], f"only {layer} (zlib's) may change, but these did: {changed}"
+
+
+if __name__ == "__main__":
+    import pytest
+
+    raise SystemExit(pytest.main([__file__, "-q", "-s", "-p", "no:cacheprovider"]))
