@@ -247,10 +247,32 @@ def build_root_setup() -> tuple[build_root.CacheLayout, str]:
     return layout, mirrors["DEBIAN_MIRROR"]
 
 
-def measure_builds(measured: MeasuredPython, skip: set[str], work: Path,
-                   started: list[Bazel]) -> tuple[Builds, BuiltImage, Path, list[ImageSize]]:
+@dataclass
+class ImagesPhase:
+    """What building every image gives: each version's size, and the update costs of the cost images."""
+
+    sizes: list[ImageSize] = field(default_factory=list)
+    update_costs: list[UpdateCost] = field(default_factory=list)
+    variant_layers: list[VariantLayers] = field(default_factory=list)
+
+
+def measure_images(bazel: Bazel, cost_images: Sequence[str]) -> ImagesPhase:
+    progress(f"building {ALL_IMAGES} for the image size table (arm64 steps run under qemu)")
+    bazel.build(ALL_IMAGES)
+    progress(f"building the one-layer-per-group baseline of {', '.join(cost_images)}")
+    bazel.build(*(f"//python:{image}_grouped_layers" for image in cost_images))
+    python_bin = bazel.bazel_bin() / "python"
+    phase = ImagesPhase(image_sizes(python_bin))
+    for image in cost_images:
+        phase.update_costs += update_costs(python_bin, image)
+        phase.variant_layers.append(variant_layers(python_bin, image))
+    return phase
+
+
+def measure_builds(measured: MeasuredPython, skip: set[str], work: Path, started: list[Bazel],
+                   cost_images: Sequence[str]) -> tuple[Builds, BuiltImage, Path, ImagesPhase]:
     """The build phases in the workspace, in an output base of their own; returns the image they built, its
-    bazel-bin, and (after building every image) the size of each version's per-architecture image."""
+    bazel-bin, and (after building every image) each version's size and the update costs."""
     builds = Builds()
     bazel = Bazel(PROJECT_DIR, work / "ob-clean", started)
     image = read_image(measure_clean_and_noop(bazel, builds, measured))
