@@ -405,7 +405,8 @@ def parse_source_field(package: str, version: str, field: str | None) -> tuple[s
 
 
 def _candidate(paragraph: Packages, source: Source) -> Candidate:
-    source_name, source_version = parse_source_field(paragraph["Package"], paragraph["Version"], paragraph.get("Source"))
+    source_name, source_version = parse_source_field(
+        paragraph["Package"], paragraph["Version"], paragraph.get("Source"))
     relations = ", ".join(paragraph[key] for key in ("Pre-Depends", "Depends") if paragraph.get(key, "").strip())
     provides = paragraph.get("Provides", "").strip()
     return Candidate(
