@@ -17,6 +17,7 @@ load("//python:config.bzl", "PYTHONS", "SOURCE_URL")
 load("//python/private:naming.bzl", "archive_date", "dated_tag", "newest_stable", "tags", "target_name", "upstream_version", _tag = "tag")
 load("//python/private:provenance.bzl", "slsa_provenance")
 load("//python/private:sbom.bzl", "spdx_sbom")
+load("//python/private:source_layers.bzl", "MAX_LAYERS", "by_source", "fold", "layer_plan")
 load("//tools/debian:defs.bzl", "deb_closure", "deb_layer")
 load("//tools/image:defs.bzl", "base_files_layer", "ca_bundle_layer", "ld_so_cache_layer", "py_stdlib_prune", "pyc_layer", "symlinks_layer")
 load("//tools/oci:defs.bzl", "container_structure_test", "oci_image", "oci_image_index", "oci_load", "oci_push")
@@ -102,6 +103,32 @@ def _dev_tests(name, config):
         substitutions = {"{PYTHON}": config.python, "{VERSION}": config.python[len("python"):].replace(".", "\\\\.")},
     )
 
+# Layers every image of a version and architecture has besides its packages' (base files, CA bundle, python
+# symlinks, ld.so.cache, .pyc), and the debug variants' busybox links: what the layer budget leaves for sources.
+_GENERATED_LAYERS = 5
+_DEBUG_GENERATED_LAYERS = 1
+
+def _source_layers(prefix, closure, packages, plan, merged_usr):
+    """One deb_layer per entry of the plan, named <prefix>_<closure>_<source>; returns their names."""
+    names = []
+    for source, members in plan:
+        name = "%s_%s_%s" % (prefix, closure, source)
+        deb_layer(name = name, debs = _debs(packages, members), merged_usr = merged_usr)
+        names.append(name)
+    return names
+
+def _grouped_baseline(prefix, packages, groups, config):
+    """The layering before one layer per source (one layer per package group, the python group's pruned as
+    the images' is), built only by the benchmark, which compares what updates cost in each."""
+    names = []
+    for group, members in groups:
+        name = "%s_grouped_%s" % (prefix, group)
+        deb_layer(name = name + ("_debs" if group == "python" else ""), debs = _debs(packages, members), merged_usr = config.merged_usr, tags = ["manual"])
+        if group == "python":
+            py_stdlib_prune(name = name, layer = name + "_debs", remove = config.pruned, tags = ["manual"])
+        names.append(name)
+    native.filegroup(name = prefix + "_grouped_layers", srcs = names, tags = ["manual"])
+
 def _layers(version, config, arch):
     """The layers every variant of one version and architecture shares; returns their labels."""
     release = _release(version, config)
@@ -110,22 +137,38 @@ def _layers(version, config, arch):
     groups = release.groups
     system = deb_closure(packages, groups["system"])
     python = [name for name in deb_closure(packages, groups["python"]) if name not in system]
+    runtime = sorted(system + python)
+    busybox = deb_closure(packages, groups["debug"], exclude = runtime)
 
-    deb_layer(name = prefix + "_system_debs", debs = _debs(packages, system), merged_usr = config.merged_usr)
-    deb_layer(name = prefix + "_python_debs", debs = _debs(packages, python), merged_usr = config.merged_usr)
-    py_stdlib_prune(name = prefix + "_python", layer = prefix + "_python_debs", remove = config.pruned)
-    ca_bundle_layer(name = prefix + "_ca_bundle", layers = [prefix + "_system_debs"])
+    # The -dev variants' pip, venv and ensurepip: what their closure adds to the runtime image's packages and
+    # busybox, in layers the runtime variants never get.
+    dev = [name for name in deb_closure(packages, groups["dev"]) if name not in runtime + busybox]
+
+    # One layer per source in each closure; the runtime closure's smallest sources fold into one layer when
+    # the largest variant (-dev) would exceed MAX_LAYERS.
+    runtime_sources = by_source(packages, runtime)
+    debug_sources = by_source(packages, busybox)
+    dev_sources = by_source(packages, dev)
+    budget = MAX_LAYERS - _GENERATED_LAYERS - _DEBUG_GENERATED_LAYERS - len(debug_sources) - len(dev_sources)
+    plan = layer_plan(packages, runtime_sources, fold(packages, runtime_sources, budget))
+
+    # The standard library is pruned from the layer of the source that ships it (python3.X).
+    stdlib_layer = [source for source, members in plan if "lib%s-stdlib" % config.python in members][0]
+    source_layers = _source_layers(prefix, "src", packages, [
+        (source + "_debs" if source == stdlib_layer else source, members)
+        for source, members in plan
+    ], config.merged_usr)
+    stdlib = "%s_src_%s" % (prefix, stdlib_layer)
+    py_stdlib_prune(name = stdlib, layer = stdlib + "_debs", remove = config.pruned)
+    source_layers = [stdlib if name == stdlib + "_debs" else name for name in source_layers]
+
+    ca_source = [source for source, members in plan if "ca-certificates" in members][0]
+    ca_bundle_layer(name = prefix + "_ca_bundle", layers = ["%s_src_%s" % (prefix, ca_source)])
     symlinks_layer(
         name = prefix + "_python_symlinks",
         symlinks = {"usr/bin/python3": config.python, "usr/bin/python": config.python},
     )
-    layers = [
-        ":base_files",
-        prefix + "_system_debs",
-        prefix + "_python",
-        prefix + "_ca_bundle",
-        prefix + "_python_symlinks",
-    ]
+    layers = [":base_files"] + source_layers + [prefix + "_ca_bundle", prefix + "_python_symlinks"]
     ld_so_cache_layer(name = prefix + "_ld_so_cache", layers = layers, architecture = arch)
     pyc_layer(
         name = prefix + "_pyc",
@@ -136,26 +179,24 @@ def _layers(version, config, arch):
     )
 
     # The debug variants' busybox, with /busybox/sh as distroless has it.
-    busybox = deb_closure(packages, groups["debug"])
-    deb_layer(name = prefix + "_busybox_deb", debs = _debs(packages, busybox), merged_usr = config.merged_usr)
+    debug_layers = _source_layers(prefix, "debug", packages, layer_plan(packages, debug_sources, []), config.merged_usr)
     symlinks_layer(name = prefix + "_busybox_links", symlinks = {"busybox/sh": "/bin/busybox", "busybox/busybox": "/bin/busybox"})
-
-    # The -dev variants' pip, venv and ensurepip: what their closure adds to the runtime image's packages and
-    # busybox, in one layer the runtime variants never get.
-    dev = [name for name in deb_closure(packages, groups["dev"]) if name not in system + python + busybox]
-    deb_layer(name = prefix + "_dev_debs", debs = _debs(packages, dev), merged_usr = config.merged_usr)
+    dev_layers = _source_layers(prefix, "dev", packages, layer_plan(packages, dev_sources, []), config.merged_usr)
+    _grouped_baseline(prefix, packages, [("system", system), ("python", python), ("debug", busybox), ("dev", dev)], config)
 
     python_version = upstream_version(packages[config.python + "-minimal"]["version"])
     _python_tests(prefix + "_python_tests", config, python_version)
-    _package_tests(prefix + "_package_tests", system + python)
+    _package_tests(prefix + "_package_tests", runtime)
     _package_tests(prefix + "_debug_package_tests", busybox)
     _package_tests(prefix + "_dev_package_tests", dev)
     _dev_tests(prefix + "_dev_tests", config)
     return struct(
         archive_state = release.archive_state,
         layers = layers + [prefix + "_ld_so_cache", prefix + "_pyc"],
+        debug_layers = debug_layers + [prefix + "_busybox_links"],
+        dev_layers = dev_layers,
         python_version = python_version,
-        debs = _debs(packages, system + python),
+        debs = _debs(packages, runtime),
         debug_debs = _debs(packages, busybox),
         dev_debs = _debs(packages, dev),
     )
@@ -164,8 +205,9 @@ def _variant_image(version, config, arch, variant, shared):
     settings = VARIANTS[variant]
     prefix = "%s_%s" % (version, arch)
     name = target_name(version, arch, variant)
-    tars = shared.layers + ([prefix + "_busybox_deb", prefix + "_busybox_links"] if settings.debug else [])
-    tars += [prefix + "_dev_debs"] if settings.dev else []
+    tars = shared.layers + (shared.debug_layers if settings.debug else []) + (shared.dev_layers if settings.dev else [])
+    if len(tars) > MAX_LAYERS:
+        fail("//python:%s would have %d layers, more than MAX_LAYERS (%d) in python/private/source_layers.bzl; count the generated layers in _GENERATED_LAYERS" % (name, len(tars), MAX_LAYERS))
     oci_image(
         name = name,
         tars = tars,

@@ -39,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -53,13 +54,13 @@ from tools.bench.bazel_driver import (BAZEL_FLAGS, Bazel, cache_hits, image_acti
 from tools.bench.console import BenchError, progress  # noqa: E402
 from tools.bench.filesystems import debian_version, filesystem_size, unpack  # noqa: E402
 from tools.bench.image import (BuiltImage, image_sizes, layer_sizes, manifest_digest, pruning,  # noqa: E402
-                               pyc_layer_index, read_image)
+                               pyc_layer_index, read_image, update_costs, variant_layers)
 from tools.bench.peer import ensure_peer  # noqa: E402
-from tools.bench.pythons import MeasuredPython, measured_python, parse_pythons  # noqa: E402
+from tools.bench.pythons import MeasuredPython, measured_python, parse_pythons, update_cost_images  # noqa: E402
 from tools.bench.report import (README_END, README_START, evaluate_goals, ratio, render,  # noqa: E402
-                               replace_readme_section, report_json)
+                               replace_readme_section, report_json, update_cost_goals)
 from tools.bench.results import (PEER_SLIM, TOUCHED_CONFIG, Builds, Cache, FilesystemSize, ImageSize,  # noqa: E402
-                                 Machine, Report, Repro)
+                                 Machine, Report, Repro, UpdateCost, VariantLayers)
 from tools.bench.startup import measure_startup  # noqa: E402
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -72,9 +73,9 @@ SKIPPABLE = ("touch", "lock", "images", "cache", "repro")
 
 # --- What is measured -------------------------------------------------------------------------------
 
-def read_measured_python(work: Path, started: list[Bazel]) -> MeasuredPython:
+def read_measured_python(work: Path, started: list[Bazel]) -> tuple[MeasuredPython, list[str]]:
     """The Python to measure, from PYTHONS as Bazel evaluated it, built in an output base of its own so that
-    the clean build that follows still starts its own server."""
+    the clean build that follows still starts its own server; and the images whose update costs are measured."""
     arch = host_architecture()
     if arch is None:
         raise BenchError(f"this machine's architecture ({platform.machine()}) is none the images are built for; "
@@ -85,9 +86,10 @@ def read_measured_python(work: Path, started: list[Bazel]) -> MeasuredPython:
     path = bazel.bazel_bin() / PYTHONS_JSON_PATH
     text = path.read_text()
     bazel.shutdown()
-    measured = measured_python(parse_pythons(text, str(path)), arch.name)
+    pythons = parse_pythons(text, str(path))
+    measured = measured_python(pythons, arch.name)
     progress(f"measuring {measured.image_target} against {measured.python} from Debian {measured.distribution}")
-    return measured
+    return measured, update_cost_images(pythons, arch.name)
 
 
 # --- Build phases -----------------------------------------------------------------------------------
@@ -245,10 +247,32 @@ def build_root_setup() -> tuple[build_root.CacheLayout, str]:
     return layout, mirrors["DEBIAN_MIRROR"]
 
 
-def measure_builds(measured: MeasuredPython, skip: set[str], work: Path,
-                   started: list[Bazel]) -> tuple[Builds, BuiltImage, Path, list[ImageSize]]:
+@dataclass
+class ImagesPhase:
+    """What building every image gives: each version's size, and the update costs of the cost images."""
+
+    sizes: list[ImageSize] = field(default_factory=list)
+    update_costs: list[UpdateCost] = field(default_factory=list)
+    variant_layers: list[VariantLayers] = field(default_factory=list)
+
+
+def measure_images(bazel: Bazel, cost_images: Sequence[str]) -> ImagesPhase:
+    progress(f"building {ALL_IMAGES} for the image size table (arm64 steps run under qemu)")
+    bazel.build(ALL_IMAGES)
+    progress(f"building the one-layer-per-group baseline of {', '.join(cost_images)}")
+    bazel.build(*(f"//python:{image}_grouped_layers" for image in cost_images))
+    python_bin = bazel.bazel_bin() / "python"
+    phase = ImagesPhase(image_sizes(python_bin))
+    for image in cost_images:
+        phase.update_costs += update_costs(python_bin, image)
+        phase.variant_layers.append(variant_layers(python_bin, image))
+    return phase
+
+
+def measure_builds(measured: MeasuredPython, skip: set[str], work: Path, started: list[Bazel],
+                   cost_images: Sequence[str]) -> tuple[Builds, BuiltImage, Path, ImagesPhase]:
     """The build phases in the workspace, in an output base of their own; returns the image they built, its
-    bazel-bin, and (after building every image) the size of each version's per-architecture image."""
+    bazel-bin, and (after building every image) each version's size and the update costs."""
     builds = Builds()
     bazel = Bazel(PROJECT_DIR, work / "ob-clean", started)
     image = read_image(measure_clean_and_noop(bazel, builds, measured))
@@ -256,11 +280,7 @@ def measure_builds(measured: MeasuredPython, skip: set[str], work: Path,
         measure_touch(bazel, builds, measured, [layer.name for layer in image.layers], work / "explain.txt")
     if "lock" not in skip:
         measure_lock(bazel, builds, measured)
-    images: list[ImageSize] = []
-    if "images" not in skip:
-        progress(f"building {ALL_IMAGES} for the image size table (arm64 steps run under qemu)")
-        bazel.build(ALL_IMAGES)
-        images = image_sizes(bazel.bazel_bin() / "python")
+    images = measure_images(bazel, cost_images) if "images" not in skip else ImagesPhase()
     bazel_bin = bazel.bazel_bin()
     bazel.shutdown()  # nothing of ours runs while startup is measured
     return builds, image, bazel_bin, images
@@ -285,9 +305,9 @@ def measure_sizes(roots: dict[str, Path]) -> dict[str, FilesystemSize]:
 
 def measure(runs: int, skip: set[str], work: Path, layout: build_root.CacheLayout, mirror: str,
             started: list[Bazel]) -> tuple[Report, MeasuredPython]:
-    measured = read_measured_python(work, started)
+    measured, cost_images = read_measured_python(work, started)
     peer = ensure_peer(measured, layout, mirror)
-    builds, image, bazel_bin, images = measure_builds(measured, skip, work, started)
+    builds, image, bazel_bin, images = measure_builds(measured, skip, work, started, cost_images)
     roots = unpack_roots(image, peer, work)
     sizes = measure_sizes(roots)
     progress(f"measuring {runs} cold starts of each root, interleaved")
@@ -298,7 +318,7 @@ def measure(runs: int, skip: set[str], work: Path, layout: build_root.CacheLayou
                                                layout.root)
     versions = {name: debian_version(roots[name], measured.version_package) for name in ("ours", "peer")}
     report = Report(machine(), runs, versions, sizes, layer_sizes(image), pruning(bazel_bin / "python", measured.image),
-                    startup, builds, cache, repro, images,
+                    startup, builds, cache, repro, images.sizes, images.update_costs, images.variant_layers,
                     not_measured=[f"{phase} (--skip {phase})" for phase in SKIPPABLE if phase in skip])
     report.not_measured.append("page-cache-cold starts (dropping the page cache is not required of the machine)")
     report.goals = evaluate_goals(
@@ -307,7 +327,7 @@ def measure(runs: int, skip: set[str], work: Path, layout: build_root.CacheLayou
         builds.noop_seconds,
         cache.ratio if cache else None,
         repro_digests(repro),
-    )
+    ) + update_cost_goals(images.update_costs, images.variant_layers)
     return report, measured
 
 

@@ -15,7 +15,8 @@ from typing import Any, Iterator, Sequence
 from tools import tarball
 from tools.architectures import ARCHITECTURES
 from tools.bench.console import BenchError
-from tools.bench.results import ImageSize, LayerSize, Pruning
+from tools.bench.results import PER_GROUP, PER_SOURCE, ImageSize, LayerSize, Pruning, UpdateCost, VariantLayers
+from tools.bench.update_cost import LayerContent, layer_content, update_cost
 from tools.oci.layout import Image, Layout, LayoutError, uncompressed_tar
 
 # Per-architecture images of the default variant, e.g. bazel-bin/python/3.13_arm64.
@@ -95,6 +96,49 @@ def layer_sizes(image: BuiltImage) -> list[LayerSize]:
     return sizes
 
 
+def layer_contents(image: BuiltImage) -> list[LayerContent]:
+    with layout_errors():
+        return [layer_content(layer.name, int(layer.descriptor["size"]),
+                              uncompressed_tar(image.image.layout.read_blob(layer.descriptor), f"layer {layer.name}"))
+                for layer in image.layers]
+
+
+# The baseline's layers, from //python:<image>_grouped_layers: the default variant's package groups.
+GROUPED_LAYERS = ("system", "python")
+
+
+def update_costs(python_bin: Path, image: str) -> list[UpdateCost]:
+    """The image's update costs, and the baseline's: its generated layers with the packages in one layer per
+    group (<image>_grouped_<group>.tar.gz in bazel-bin/python) instead of one per source."""
+    ours = layer_contents(read_image(python_bin / image))
+    grouped = []
+    for group in GROUPED_LAYERS:
+        path = python_bin / f"{image}_grouped_{group}.tar.gz"
+        if not path.is_file():
+            raise BenchError(f"{path} is missing; build //python:{image}_grouped_layers first")
+        data = path.read_bytes()
+        grouped.append(layer_content(path.name, len(data), tarball.decompress(data)))
+    generated = [layer for layer in ours if not layer.sources]
+    return [update_cost(image, PER_SOURCE, ours), update_cost(image, PER_GROUP, generated + grouped)]
+
+
+def variant_layers(python_bin: Path, image: str) -> VariantLayers:
+    """Whether every layer name the variants of `image` (bazel-bin/python/<image>[_variant]) share has one digest."""
+    variants = sorted(path.name for path in python_bin.iterdir()
+                      if (path.name == image or path.name.startswith(image + "_")) and (path / "index.json").is_file())
+    digests: dict[str, set[str]] = {}
+    seen: dict[str, int] = {}
+    most = 0
+    for variant in variants:
+        layers = read_image(python_bin / variant).layers
+        most = max(most, len(layers))
+        for layer in layers:
+            digests.setdefault(layer.name, set()).add(str(layer.descriptor["digest"]))
+            seen[layer.name] = seen.get(layer.name, 0) + 1
+    shared = [name for name, count in seen.items() if count > 1]
+    return VariantLayers(image, variants, len(shared), most, sorted(name for name in shared if len(digests[name]) > 1))
+
+
 def python_version(config: dict[str, Any]) -> str:
     return str(config.get("config", {}).get("Labels", {}).get("python.version", "?"))
 
@@ -124,14 +168,19 @@ def member_names(tar: bytes) -> set[str]:
 
 
 def pruning(python_bin: Path, image: str) -> Pruning:
-    """What pruning took out of the image's Python layer: bazel-bin/python's <image>_python_debs.tar.gz (the
-    packages as unpacked) against <image>_python.tar.gz (pruned)."""
-    before_path = python_bin / f"{image}_python_debs.tar.gz"
-    after_path = python_bin / f"{image}_python.tar.gz"
+    """What pruning took out of the layer of the source that ships the standard library: bazel-bin/python's
+    <image>_src_<source>_debs.tar.gz (the packages as unpacked) against <image>_src_<source>.tar.gz (pruned)."""
+    unpruned = sorted(python_bin.glob(f"{image}_src_*_debs.tar.gz"))
+    if len(unpruned) != 1:
+        raise BenchError(f"expected one {image}_src_*_debs.tar.gz in {python_bin} (the stdlib's layer before "
+                         f"pruning), found {len(unpruned)}; the layer targets of //python:{image} have been renamed?")
+    before_path = unpruned[0]
+    after_path = before_path.with_name(before_path.name.replace("_debs.tar.gz", ".tar.gz"))
     for path in (before_path, after_path):
         if not path.is_file():
             raise BenchError(f"{path} is missing; the layer targets of //python:{image} have been renamed?")
     before, after = before_path.read_bytes(), after_path.read_bytes()
     before_tar, after_tar = tarball.decompress(before), tarball.decompress(after)
     removed = member_names(before_tar) - member_names(after_tar)
-    return Pruning(len(before), len(after), len(before_tar), len(after_tar), topmost(removed))
+    return Pruning(len(before), len(after), len(before_tar), len(after_tar), topmost(removed),
+                   after_path.name.removesuffix(".tar.gz"))

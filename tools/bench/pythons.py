@@ -82,3 +82,12 @@ def measured_python(pythons: dict[str, dict[str, Any]], arch: str) -> MeasuredPy
                          "its archs; the bench runs the image's interpreter natively, so it needs one")
     version = candidates[0]
     return MeasuredPython(version, arch, pythons[version]["distribution"], pythons[version]["python"])
+
+
+def update_cost_images(pythons: dict[str, dict[str, Any]], arch: str) -> list[str]:
+    """The images whose update costs are measured: the measured one and the newest stable version's, on `arch`."""
+    stable = sorted((version for version, entry in pythons.items()
+                     if not entry["experimental"] and arch in entry["archs"]), key=version_key)
+    if not stable:
+        raise BenchError(f"python/config.bzl's PYTHONS has no stable version with {arch} among its archs")
+    return list(dict.fromkeys(f"{version}_{arch}" for version in (stable[0], stable[-1])))

@@ -8,8 +8,8 @@ from typing import Any, Callable, Sequence
 
 from tools.bench.console import BenchError
 from tools.bench.pythons import MeasuredPython
-from tools.bench.results import (PEER_SLIM, TOUCHED_CONFIG, FilesystemSize, Goal, ImageSize, LayerSize, Report,
-                                 Startup)
+from tools.bench.results import (PER_GROUP, PER_SOURCE, PEER_SLIM, TOUCHED_CONFIG, FilesystemSize, Goal, ImageSize,
+                                 LayerSize, Report, Startup, UpdateCost, VariantLayers)
 
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
@@ -48,6 +48,31 @@ def evaluate_goals(gzip_ratio: float | None, startup_ratio: float | None, noop_s
         same = ("identical" if identical else "differ: " + ", ".join(short_digest(d) for d in digests), identical)
     goals.append(("manifest digests across output bases and workspace paths", "identical", *same))
     return [Goal(name, target, value, met) for name, target, value, met in goals]
+
+
+# Issue 22's goals for one layer per source, over the images whose update costs are measured.
+MEDIAN_REPULL_GOAL = 0.5e6
+MEAN_REPULL_GOAL = 1.5e6
+MAX_LAYERS_GOAL = 30
+COLD_PULL_GOAL = 1.03
+
+
+def update_cost_goals(costs: Sequence[UpdateCost], checks: Sequence[VariantLayers]) -> list[Goal]:
+    goals = []
+    baseline = {c.image: c for c in costs if c.layering == PER_GROUP}
+    for c in (c for c in costs if c.layering == PER_SOURCE):
+        goals.append(Goal(f"re-pull per source update, `{c.image}` (median / mean)",
+                          f"<= {megabytes(MEDIAN_REPULL_GOAL)} / {megabytes(MEAN_REPULL_GOAL)}",
+                          f"{megabytes(c.median)} / {megabytes(c.mean)}",
+                          c.median <= MEDIAN_REPULL_GOAL and c.mean <= MEAN_REPULL_GOAL))
+        before = baseline.get(c.image)
+        grown = ratio(c.cold_pull, before.cold_pull if before else None)
+        goals.append(Goal(f"cold pull vs one layer per group, `{c.image}`", f"<= {COLD_PULL_GOAL:.2f}x",
+                          format_ratio(grown), None if grown is None else grown <= COLD_PULL_GOAL))
+    for check in checks:
+        goals.append(Goal(f"layers, every variant of `{check.image}`", f"<= {MAX_LAYERS_GOAL}",
+                          str(check.most_layers), check.most_layers <= MAX_LAYERS_GOAL))
+    return goals
 
 
 def short_digest(digest: str) -> str:
@@ -119,12 +144,16 @@ def render(report: Report, measured: MeasuredPython) -> str:
     if report.images:
         parts += ["", format_table(["image (default variant)", "Python", "arch", "compressed (gzip layers)",
                                     "uncompressed"], image_rows(report.images))]
+    if report.update_costs:
+        parts += ["", update_cost_text(report.update_costs)]
+    if report.variant_layers:
+        parts += ["", variant_layers_text(report.variant_layers)]
     if report.pruning:
         p = report.pruning
         parts += ["", f"Pruning the standard library removed {', '.join(p.removed) or 'nothing'}: "
                       f"{human_bytes(p.before_uncompressed - p.after_uncompressed)} uncompressed, "
                       f"{human_bytes(p.before_compressed - p.after_compressed)} compressed "
-                      f"(`{measured.image}_python_debs` {human_bytes(p.before_compressed)} -> `{measured.image}_python` "
+                      f"(`{p.layer}_debs` {human_bytes(p.before_compressed)} -> `{p.layer}` "
                       f"{human_bytes(p.after_compressed)})."]
     if report.repro:
         r = report.repro
@@ -192,6 +221,41 @@ def build_rows(report: Report, measured: MeasuredPython) -> list[list[str]]:
         rows.append(["clean output base, disk cache filled by another",
                      f"{c.hits} of {c.non_internal} non-internal processes hit ({format_percent(c.ratio)})"])
     return rows
+
+
+def megabytes(count: float) -> str:
+    return f"{count / 10**6:.2f} MB"
+
+
+def update_cost_text(costs: list[UpdateCost]) -> str:
+    """The summary (per image and layering) and, per image, what each source's update re-pulls."""
+    summary = format_table(
+        ["image", "layering", "layers", "cold pull (gzip)", "re-pull per source update: median", "mean", "max"],
+        [[f"`{c.image}`", c.layering, str(c.layer_count), megabytes(c.cold_pull), megabytes(c.median),
+          megabytes(c.mean), megabytes(c.max)] for c in costs])
+    parts = ["What a client holding the image re-pulls when Debian updates one source package (compressed layers "
+             "that hold its packages, or are generated from its files: the .pyc layer for the standard library, the "
+             "CA bundle for ca-certificates), beside the same image with one layer per package group:", "", summary]
+    by_image: dict[str, dict[str, UpdateCost]] = {}
+    for cost in costs:
+        by_image.setdefault(cost.image, {})[cost.layering] = cost
+    for image, layerings in by_image.items():
+        ours, baseline = layerings.get(PER_SOURCE), layerings.get(PER_GROUP)
+        if ours is None:
+            continue
+        before = {s.source: s.bytes for s in baseline.sources} if baseline else {}
+        rows = [[s.source, megabytes(s.bytes), megabytes(before[s.source]) if s.source in before else "–",
+                 ", ".join(f"`{name}`" for name in s.layers)] for s in ours.sources]
+        parts += ["", format_table([f"`{image}` source", PER_SOURCE, PER_GROUP, "layers re-pulled"], rows)]
+    return "\n".join(parts)
+
+
+def variant_layers_text(checks: list[VariantLayers]) -> str:
+    lines = []
+    for c in checks:
+        verdict = "identical" if not c.differing else "**differ** for " + ", ".join(c.differing)
+        lines.append(f"`{c.image}`: the {c.shared} layers its variants ({', '.join(c.variants)}) share are {verdict}.")
+    return " ".join(lines)
 
 
 def image_rows(images: list[ImageSize]) -> list[list[str]]:

@@ -44,6 +44,7 @@ class Pruning:
     before_uncompressed: int
     after_uncompressed: int
     removed: list[str]  # topmost removed paths
+    layer: str = ""  # the pruned layer's target name; its unpruned input is <layer>_debs
 
 
 @dataclass
@@ -112,6 +113,41 @@ class ImageSize:
 
 
 @dataclass
+class SourceCost:
+    source: str
+    bytes: int  # compressed bytes re-pulled when only this source changes
+    layers: list[str]
+
+
+@dataclass
+class UpdateCost:
+    image: str
+    layering: str  # PER_SOURCE, or the baseline's PER_GROUP
+    layer_count: int
+    cold_pull: int  # every layer, compressed
+    sources: list[SourceCost]
+    median: float
+    mean: float
+    max: int
+
+
+# The layerings the update costs compare: the images', and the one-layer-per-group baseline.
+PER_SOURCE = "one layer per source"
+PER_GROUP = "one layer per group"
+
+
+@dataclass
+class VariantLayers:
+    """Whether the layers of one name are the same blob in every variant of an image."""
+
+    image: str
+    variants: list[str]
+    shared: int  # layer names in more than one variant
+    most_layers: int  # the layer count of the variant with the most
+    differing: list[str]  # of those, the ones whose digests differ
+
+
+@dataclass
 class Report:
     machine: Machine
     runs: int
@@ -124,5 +160,7 @@ class Report:
     cache: Cache | None
     repro: Repro | None
     images: list[ImageSize] = field(default_factory=list)
+    update_costs: list[UpdateCost] = field(default_factory=list)
+    variant_layers: list[VariantLayers] = field(default_factory=list)
     goals: list[Goal] = field(default_factory=list)
     not_measured: list[str] = field(default_factory=list)

@@ -7,19 +7,20 @@
 Each subdirectory of `directory` that holds a `lock.json` (written by `bazel run //debian_packages:update`
 beside its `manifest.yaml`) is a release, named after the subdirectory: adding one needs no edit here or in
 MODULE.bazel. `@debian_releases//:releases.bzl` holds them all as Starlark data, `RELEASES[release]`, a struct
-with `packages` (`[arch][name]`, each with its `version`, `depends` and `deb` label), `groups` (the manifest's
+with `packages` (`[arch][name]`, each with its `version`, `depends`, `deb` label, and the Debian `source`
+package it is built from with that source's `source_version`), `groups` (the manifest's
 package groups) and `archive_state` (the date of the archive state it was resolved from), and `lock`, the
 lock's path in the workspace. `@debian_releases//<release>/<arch>:<name>` is the downloaded .deb.
 
 Each lock is checked when the extension loads it: its format version must be the one this checkout
-writes, and its `manifest_sha256` must be the sha256 of the `manifest.yaml` beside it, so a manifest edited
+writes (tools/debian/lock_format.json, which lock.py reads too), every package must have that format's fields, and its `manifest_sha256` must be the sha256 of the `manifest.yaml` beside it, so a manifest edited
 without re-locking fails here, with the command that fixes it, instead of building stale packages.
 """
 
 load("//tools/debian/private:deb_repository.bzl", "UPDATE_COMMAND", "deb_file", "deb_hub", "repository_name")
 
-# The lock format tools/debian/lock.py writes (LOCK_FORMAT_VERSION there).
-LOCK_FORMAT_VERSION = 2
+# The lock format tools/debian/lock.py writes: its version and package fields, declared once for both.
+LOCK_FORMAT = Label("//tools/debian:lock_format.json")
 
 _releases_tag = tag_class(
     doc = "Every release locked below a directory of the root module, through one hub repository.",
@@ -29,18 +30,28 @@ _releases_tag = tag_class(
     },
 )
 
-def _read_lock(module_ctx, lock, where):
+def _read_lock(module_ctx, lock, where, lock_format):
     """The lock's content, after checking that it is complete, current and made from its manifest."""
     doc = json.decode(module_ctx.read(lock), default = None)
     if type(doc) != "dict" or type(doc.get("packages")) != "list" or type(doc.get("sources")) != "list":
         fail("%s is not a complete lock (not JSON, or truncated). Restore it with `git checkout -- %s`, or re-lock it with `%s`." % (where, where, UPDATE_COMMAND))
-    if doc.get("version") != LOCK_FORMAT_VERSION:
+    if doc.get("version") != lock_format["version"]:
         fail("%s has lock format version %s, but this checkout reads version %s. Re-lock it with `%s`." % (
             where,
             doc.get("version"),
-            LOCK_FORMAT_VERSION,
+            lock_format["version"],
             UPDATE_COMMAND,
         ))
+    for package in doc["packages"]:
+        missing = [field for field in lock_format["package_fields"] if field not in package]
+        if missing:
+            fail("%s is not a complete lock: package %s lacks %s. Restore it with `git checkout -- %s`, or re-lock it with `%s`." % (
+                where,
+                package.get("name"),
+                ", ".join(missing),
+                where,
+                UPDATE_COMMAND,
+            ))
     manifest = lock.dirname.get_child("manifest.yaml")
     manifest_where = where.rsplit("/", 1)[0] + "/manifest.yaml"
     if not manifest.exists:
@@ -93,13 +104,14 @@ def _release_locks(module_ctx, directory):
     return locks
 
 def _debian_impl(module_ctx):
+    lock_format = json.decode(module_ctx.read(LOCK_FORMAT))
     for module in module_ctx.modules:
         for tag in module.tags.releases:
             if not module.is_root:
                 fail("debian.releases is for the root module only (found in %s)" % module.name)
             releases = {}
             for release, (lock, where) in sorted(_release_locks(module_ctx, tag.directory).items()):
-                doc = _read_lock(module_ctx, lock, where)
+                doc = _read_lock(module_ctx, lock, where, lock_format)
                 snapshots = _snapshots(doc["sources"])
                 probes = _probes(doc["sources"])
                 for package in doc["packages"]:

@@ -50,8 +50,9 @@ SNAPSHOT_ENV_VAR: str = ARCHIVES["snapshot_variable"]
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 TIMESTAMP_PATTERN = re.compile(r"/(\d{8}T\d{6}Z)/")
 DEFAULT_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
-# 2: each source records its Release date and, when resolved through a snapshot service, the snapshot.
-LOCK_FORMAT_VERSION = 2
+# The lock format's version and package fields, declared once beside this file for the extension to read too.
+LOCK_FORMAT = json.loads((Path(__file__).resolve().parent / "lock_format.json").read_text())
+LOCK_FORMAT_VERSION: int = LOCK_FORMAT["version"]
 FETCH_TIMEOUT_S = 60
 FETCH_ATTEMPTS = 3
 RETRY_DELAY_S = 2.0
@@ -59,7 +60,9 @@ RETRY_DELAY_S = 2.0
 INDEX_COMPRESSIONS = ((".xz", "xz"), (".gz", "gzip"))  # suffix, tarball.decompress's name
 MANIFEST_KEYS = ("sources", "archs", "groups", "packages", "exclude")
 # Only the fields the resolver and the lockfile use are kept from the (large) Packages indices.
-INDEX_FIELDS = ["Package", "Version", "Filename", "SHA256", "Size", "Pre-Depends", "Depends", "Provides"]
+INDEX_FIELDS = ["Package", "Source", "Version", "Filename", "SHA256", "Size", "Pre-Depends", "Depends", "Provides"]
+# A Packages paragraph's Source: "name" or "name (version)", the latter when the source's version differs.
+SOURCE_FIELD = re.compile(r"(?P<name>[a-z0-9][a-z0-9+.-]+)(?:\s+\((?P<version>[^()\s]+)\))?")
 
 # One alternative of a dependency as python-debian parses it: name, archqual, version (op, version) or None.
 Alternative = dict[str, Any]
@@ -373,6 +376,8 @@ class Candidate:
     size: int
     relations: str  # Pre-Depends then Depends, as written in the index
     provides: tuple[tuple[str, str | None], ...]  # (virtual name, provided version)
+    source: str = ""  # the Debian source package it is built from
+    source_version: str | None = None  # that source's version, only when it differs from `version`
 
     def label(self) -> str:
         return f"{self.name} {self.version} ({self.archive} {self.suite})"
@@ -388,7 +393,20 @@ def parse_packages(data: bytes, source: Source, index_name: str) -> list[Candida
         ) from None
 
 
+def parse_source_field(package: str, version: str, field: str | None) -> tuple[str, str | None]:
+    """(source name, source version or None) from a Source field; absent, the source is the package itself."""
+    if not field or not field.strip():
+        return package, None
+    match = SOURCE_FIELD.fullmatch(field.strip())
+    if not match:
+        raise ValueError(f"package {package} has an unreadable Source field {field!r}")
+    source_version = match["version"]
+    return match["name"], source_version if source_version and source_version != version else None
+
+
 def _candidate(paragraph: Packages, source: Source) -> Candidate:
+    source_name, source_version = parse_source_field(
+        paragraph["Package"], paragraph["Version"], paragraph.get("Source"))
     relations = ", ".join(paragraph[key] for key in ("Pre-Depends", "Depends") if paragraph.get(key, "").strip())
     provides = paragraph.get("Provides", "").strip()
     return Candidate(
@@ -404,6 +422,8 @@ def _candidate(paragraph: Packages, source: Source) -> Candidate:
             (group[0]["name"], group[0]["version"][1] if group[0]["version"] else None)
             for group in (PkgRelation.parse_relations(provides) if provides else [])
         ),
+        source=source_name,
+        source_version=source_version,
     )
 
 
@@ -683,19 +703,26 @@ class Resolver:
 
 
 def lock_entries(arch: str, resolver: Resolver) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": candidate.name,
-            "version": candidate.version,
-            "arch": arch,
-            "archive": candidate.archive,
-            "filename": candidate.filename,
-            "sha256": candidate.sha256,
-            "size": candidate.size,
-            "depends": sorted(resolver.depends[candidate.name]),
-        }
-        for candidate in resolver.selected.values()
-    ]
+    return [package_entry(arch, candidate, sorted(resolver.depends[candidate.name]))
+            for candidate in resolver.selected.values()]
+
+
+def package_entry(arch: str, candidate: Candidate, depends: list[str]) -> dict[str, Any]:
+    """One package of the lock, with the fields lock_format.json declares (source_version only when set)."""
+    entry: dict[str, Any] = {
+        "name": candidate.name,
+        "version": candidate.version,
+        "arch": arch,
+        "archive": candidate.archive,
+        "filename": candidate.filename,
+        "sha256": candidate.sha256,
+        "size": candidate.size,
+        "depends": depends,
+        "source": candidate.source or candidate.name,
+    }
+    if candidate.source_version:
+        entry["source_version"] = candidate.source_version
+    return entry
 
 
 def check_no_library_dropped(manifest: Manifest, arch: str, resolver: Resolver) -> None:

@@ -43,5 +43,30 @@ def test_repro_digests_include_the_cache_hit_build_when_there_was_one() -> None:
         "sha256:1", "sha256:2", "sha256:3"]
 
 
+class FakeBazel:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.builds: list[tuple[str, ...]] = []
+
+    def build(self, *args: str) -> None:
+        self.builds.append(args)
+
+    def bazel_bin(self) -> Path:
+        return self.root
+
+
+def test_measure_images_builds_the_baseline_and_costs_each_image(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench, "image_sizes", lambda python_bin: [])
+    monkeypatch.setattr(bench, "update_costs", lambda python_bin, image: [f"cost of {image} in {python_bin.name}"])
+    monkeypatch.setattr(bench, "variant_layers", lambda python_bin, image: f"variants of {image}")
+    fake = FakeBazel(tmp_path)
+    phase = bench.measure_images(fake, ["3.9_amd64", "3.13_amd64"])
+    assert fake.builds == [("//python:all",),
+                           ("//python:3.9_amd64_grouped_layers", "//python:3.13_amd64_grouped_layers")]
+    assert phase.update_costs == ["cost of 3.9_amd64 in python", "cost of 3.13_amd64 in python"]
+    assert phase.variant_layers == ["variants of 3.9_amd64", "variants of 3.13_amd64"]
+
+
 if __name__ == "__main__":
     raise SystemExit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

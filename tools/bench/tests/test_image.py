@@ -140,14 +140,18 @@ def test_pruning_compares_the_python_layer_before_and_after(tmp_path: Path) -> N
     before = layer_tar({"./usr/lib/python3.9/os.py": b"os", "usr/lib/python3.9/turtle.py": b"t" * 3000,
                         "usr/lib/python3.9/idlelib/": b"", "usr/lib/python3.9/idlelib/x.py": b"x"})
     after = layer_tar({"usr/lib/python3.9/os.py": b"os"})
-    (tmp_path / "3.9_amd64_python_debs.tar.gz").write_bytes(tarball.compress(before, "gzip"))
-    (tmp_path / "3.9_amd64_python.tar.gz").write_bytes(tarball.compress(after, "gzip"))
+    (tmp_path / "3.9_amd64_src_python3.9_debs.tar.gz").write_bytes(tarball.compress(before, "gzip"))
+    (tmp_path / "3.9_amd64_src_python3.9.tar.gz").write_bytes(tarball.compress(after, "gzip"))
     result = image.pruning(tmp_path, "3.9_amd64")
+    assert result.layer == "3.9_amd64_src_python3.9"
     assert result.removed == ["usr/lib/python3.9/idlelib", "usr/lib/python3.9/turtle.py"]
     assert (result.before_uncompressed, result.after_uncompressed) == (len(before), len(after))
-    assert result.before_compressed == (tmp_path / "3.9_amd64_python_debs.tar.gz").stat().st_size
-    with pytest.raises(BenchError, match="3.9_arm64_python_debs.tar.gz is missing"):
+    assert result.before_compressed == (tmp_path / "3.9_amd64_src_python3.9_debs.tar.gz").stat().st_size
+    with pytest.raises(BenchError, match=r"expected one 3.9_arm64_src_\*_debs.tar.gz .* found 0"):
         image.pruning(tmp_path, "3.9_arm64")
+    (tmp_path / "3.9_amd64_src_python3.9.tar.gz").unlink()
+    with pytest.raises(BenchError, match="3.9_amd64_src_python3.9.tar.gz is missing"):
+        image.pruning(tmp_path, "3.9_amd64")
 
 
 if __name__ == "__main__":

@@ -78,7 +78,8 @@ def sample_report() -> Report:
                "peer-slim": size(110_000_000, 40_000_000, 30_000_000, 5000)},
         layers=[LayerSize("base_files.tar.gz", "sha256:1", 500, 10_240),
                 LayerSize("3.9_amd64_pyc.tar.gz", "sha256:2", 1500, 7_000_000)],
-        pruning=Pruning(9_000_000, 8_900_000, 26_300_000, 26_100_000, ["usr/lib/python3.9/turtle.py"]),
+        pruning=Pruning(9_000_000, 8_900_000, 26_300_000, 26_100_000, ["usr/lib/python3.9/turtle.py"],
+                        "3.9_amd64_src_python3.9"),
         startup={"ours": startup_stats([30.0, 31.0, 32.0]), "peer": startup_stats([30.0, 30.0, 30.0]),
                  "ours-no-pyc": startup_stats([90.0, 91.0, 92.0])},
         builds=Builds(clean_seconds=100.0, clean_processes=ProcessSummary(40, {"internal": 12}),
@@ -107,7 +108,7 @@ def test_render_report() -> None:
     assert "| `tools/bazel run //tools/debian:lock` (bullseye) | 9.00 s; lock unchanged," in text
     assert "| `3.9_amd64_pyc.tar.gz` | 1.5 kB | 7.0 MB | 75.0% |" in text
     assert "removed usr/lib/python3.9/turtle.py" in text
-    assert "(`3.9_amd64_python_debs` 9.0 MB -> `3.9_amd64_python` 8.9 MB)" in text
+    assert "(`3.9_amd64_src_python3.9_debs` 9.0 MB -> `3.9_amd64_src_python3.9` 8.9 MB)" in text
     assert "| `//python:3.13_arm64` | 3.13.5 | arm64 | 21.0 MB | 60.0 MB |" in text
     assert "as `debian:bullseye-slim` with `apt-get install python3.9` would hold it" in text
     assert "Not measured: cache (--skip cache)" in text
@@ -117,7 +118,6 @@ def test_render_names_whatever_python_was_measured() -> None:
     text = report.render(sample_report(), MeasuredPython("3.11", "arm64", "bookworm", "python3.11"))
     assert "`mmdebstrap --variant=minbase --include=python3.11 bookworm` (python3.11-minimal 3.9.2-1)" in text
     assert "ours: `//python:3.11_arm64`" in text
-    assert "(`3.11_arm64_python_debs` 9.0 MB -> `3.11_arm64_python` 8.9 MB)" in text
     assert "`tools/bazel run //tools/debian:lock` (bookworm)" in text
     assert "`debian:bookworm-slim` with `apt-get install python3.11`" in text
     assert "bullseye" not in text and "python3.9-minimal" not in text

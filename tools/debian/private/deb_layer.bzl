@@ -35,13 +35,14 @@ an error naming the .deb.
 """,
     usage = """
 Take the .debs from a release's hub (`@<release>//<arch>:<package>`); deb_closure lists a package group
-with everything it depends on.
+with everything it depends on. The images make one deb_layer per Debian source package
+(python/private/source_layers.bzl).
 """,
     examples = """
 ```starlark
 deb_layer(
-    name = "3.13_amd64_system_debs",
-    debs = ["@trixie//amd64:libc6", "@trixie//amd64:dash"],
+    name = "3.13_amd64_src_glibc",
+    debs = ["@trixie//amd64:libc6", "@trixie//amd64:libc-bin"],
     merged_usr = True,
 )
 ```

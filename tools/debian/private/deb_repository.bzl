@@ -150,7 +150,10 @@ def _deb_hub_impl(rctx):
                     "deb": "@%s//%s/%s:%s" % (rctx.attr.name.split("~")[-1], release, arch, name),
                     "depends": package["depends"],
                     "version": package["version"],
+                    "source": package["source"],
+                    "source_version": package.get("source_version", package["version"]),
                     "sha256": package["sha256"],
+                    "size": package["size"],
                     "filename": package["filename"],
                 }
             rctx.file("%s/%s/BUILD.bazel" % (release, arch), 'package(default_visibility = ["//visibility:public"])\n\n' + "\n".join(aliases))
@@ -166,7 +169,8 @@ def _deb_hub_impl(rctx):
         "",
         "# Release -> struct(archive_state: the lock's snapshot timestamp, or its suites' newest Release date when",
         "# resolved live; lock: the lock's workspace path; groups: the manifest's package groups, group name -> the",
-        "# packages whose closure it stands for; packages: [arch][name] -> version, depends, deb label, sha256, filename).",
+        "# packages whose closure it stands for; packages: [arch][name] -> version, depends, deb label, sha256, filename, size, and the Debian",
+        "# source it is built from with that source's version).",
         "RELEASES = {",
     ] + ["    %s: %s," % (json.encode(release), data[release]) for release in sorted(data)] + ["}", ""]))
 

@@ -141,8 +141,9 @@ def bullseye() -> Suite:
             "Pre_Depends": "libc6 (>= 2.28)",
             "Depends": "mime-support | media-types, awk, python3:any (>= 3.9), libold (>= 2), tool, extra",
         }),
-        ("libc6", "2.31-13", {"Depends": "libgcc-s1"}),
-        ("libgcc-s1", "10.2.1-6", {"Depends": "libc6 (>= 2.30)"}),  # a dependency cycle with libc6
+        ("libc6", "2.31-13", {"Depends": "libgcc-s1", "Source": "glibc"}),
+        # A dependency cycle with libc6; a Source with the package's own version, as a binNMU's is not.
+        ("libgcc-s1", "10.2.1-6", {"Depends": "libc6 (>= 2.30)", "Source": "gcc-10 (10.2.1-6)"}),
         ("gawk", "1:5.1.0-1", {"Provides": "awk", "Depends": "libc6"}),
         ("mawk", "1.3.4-1", {"Provides": "awk"}),
         ("python3", "3.9.2-3", {}),
@@ -178,7 +179,7 @@ def bullseye_updates() -> Suite:
 
 
 def bullseye_security() -> Suite:
-    indices = per_arch(("libc6", "2.31-13+deb11u5", {"Depends": "libgcc-s1"}))
+    indices = per_arch(("libc6", "2.31-13+deb11u5", {"Depends": "libgcc-s1", "Source": "glibc"}))
     return Suite("debian-security", "bullseye-security", indices, compressions=(".gz",))  # no .xz: the .gz fallback
 
 
@@ -318,15 +319,41 @@ def test_lock_format(locker: Locker, tmp_path: Path) -> None:
     text = (tmp_path / "lock.json").read_text()
     doc = json.loads(text)
     assert text == json.dumps(doc, indent=2, sort_keys=True) + "\n"
-    assert doc["version"] == 2
+    assert doc["version"] == lock.LOCK_FORMAT_VERSION == 3
     # Resolved from the live mirror: each suite's Release date, and no snapshot.
     assert doc["sources"] == [{**source, "date": "20261114T081234Z", "snapshot": None} for source in SOURCES]
     assert doc["manifest_sha256"] == hashlib.sha256((tmp_path / "manifest.yaml").read_bytes()).hexdigest()
     assert [(p["arch"], p["name"]) for p in doc["packages"]] == [
         ("amd64", "libc6"), ("amd64", "libgcc-s1"), ("arm64", "libc6"), ("arm64", "libgcc-s1"),
     ]
-    assert set(doc["packages"][0]) == {"name", "version", "arch", "archive", "filename", "sha256", "size", "depends"}
+    assert set(doc["packages"][0]) == {"name", "version", "arch", "archive", "filename", "sha256", "size", "depends",
+                                       "source"}
+    assert set(doc["packages"][0]) == set(lock.LOCK_FORMAT["package_fields"])
     assert doc["packages"][0]["filename"].startswith("pool/") and doc["packages"][0]["size"] == 1234
+    # The source's version is written only when it differs from the package's.
+    assert [(p["name"], p["source"], p.get("source_version")) for p in doc["packages"][:2]] == [
+        ("libc6", "glibc", None), ("libgcc-s1", "gcc-10", None)]
+
+
+def test_source_field_forms() -> None:
+    assert lock.parse_source_field("zlib1g", "1:1.2.13.dfsg-1", None) == ("zlib1g", None)
+    assert lock.parse_source_field("zlib1g", "1:1.2.13.dfsg-1", "zlib") == ("zlib", None)
+    assert lock.parse_source_field("busybox-static", "1:1.35.0-4+b1", "busybox (1:1.35.0-4)") == (
+        "busybox", "1:1.35.0-4")
+    assert lock.parse_source_field("libgcc-s1", "12.2.0-14", "gcc-12 (12.2.0-14)") == ("gcc-12", None)
+    with pytest.raises(ValueError, match="unreadable Source field"):
+        lock.parse_source_field("foo", "1", "Foo Bar (1")
+
+
+def test_binnmu_source_version_in_lock(locker: Locker, mirror: Mirror, signers: Signers, tmp_path: Path) -> None:
+    updates = bullseye_updates()
+    for arch in ARCHS:  # a binNMU: the package's version gains +b1, its source's does not
+        updates.indices[f"main/binary-{arch}"].append(
+            stanza("libgcc-s1", "10.2.1-6+b1", arch, Depends="libc6", Source="gcc-10 (10.2.1-6)"))
+    updates.publish(mirror.root, signers["archive"])
+    assert locker(["libc6"]).code == 0
+    entry = locked(tmp_path / "lock.json")["libgcc-s1"]
+    assert (entry["version"], entry["source"], entry["source_version"]) == ("10.2.1-6+b1", "gcc-10", "10.2.1-6")
 
 
 # ---------------------------------------------------------------------------------------------- bad input

@@ -469,6 +469,20 @@ def test_snapshot_fallback(world: World) -> None:
     assert_built(world.bazel.build("baseline", world.mirror_url), "(v) manifest restored")
     timed("(v) stale lock refused")
 
+    # (vi) A lock of an older format (2: no package names its source) is refused with the re-lock command.
+    lock_path = world.workspace / LOCK
+    current = lock_path.read_text()
+    older = json.loads(current)
+    older["version"] = 2
+    for package in older["packages"]:
+        package.pop("source")
+    lock_path.write_text(json.dumps(older, indent=2, sort_keys=True) + "\n")
+    refused = world.bazel.build("baseline", world.mirror_url)
+    assert_failed_with(refused, "(vi) older lock format", f"{LOCK} has lock format version 2, but this checkout "
+                       "reads version 3", UPDATE_COMMAND)
+    lock_path.write_text(current)
+    timed("(vi) older lock format refused")
+
     move_the_suite_on(world)
 
     # (ii) Without a snapshot service, the moved pin fails the build with the lock, the pin and the command.

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.debian import update
-from tools.debian.lock import LockError
+from tools.debian import lock, update
+from tools.debian.lock import Candidate, LockError, ReleaseInfo
 from tools.debian.update import Change
 
 CHANGELOG = """\
@@ -126,6 +126,42 @@ def test_a_live_lock_is_replaced_by_a_snapshot_one() -> None:
     snapshot = with_sources(LOCK, snapshot="20261127T000000Z")
     assert not update.lock_is_current(LOCK, snapshot)
     assert update.lock_is_current(snapshot, with_sources(snapshot, snapshot="20261128T000000Z"))
+
+
+class OneSuiteReader:
+    """An ArchiveReader stand-in: one suite offering two packages of one source, one of them a binNMU."""
+
+    snapshot = None
+
+    def release(self, source: lock.Source) -> ReleaseInfo:
+        return ReleaseInfo("http://127.0.0.1/dists/" + source.suite, frozenset({"amd64"}), {}, False, True,
+                           "20261101T000000Z", None)
+
+    def candidates(self, source: lock.Source, arch: str) -> list[Candidate]:
+        def candidate(name: str, version: str, depends: str, source_version: str | None) -> Candidate:
+            return Candidate(name, version, source.archive, source.suite, f"pool/main/z/zlib/{name}_{arch}.deb",
+                             "00" * 32, 1, depends, (), "zlib", source_version)
+        return [candidate("zlib1g", "1:1.3-1", "", None), candidate("zlib1g-dev", "1:1.3-1+b1", "zlib1g", "1:1.3-1")]
+
+
+def test_update_rewrites_an_older_format_lock_with_the_sources(tmp_path: Path) -> None:
+    release = tmp_path / "forky"
+    release.mkdir()
+    (release / "manifest.yaml").write_text(
+        "sources: [{archive: debian, suite: forky, components: [main]}]\narchs: [amd64]\npackages: [zlib1g-dev]\n")
+    current = lock.build_lock(lock.load_manifest(release / "manifest.yaml"), OneSuiteReader())
+    # The same pins in format 2, which named no sources: rewritten, though no version moved.
+    old = {**current, "version": 2, "packages": [
+        {key: value for key, value in package.items() if key not in ("source", "source_version")}
+        for package in current["packages"]]}
+    (release / "lock.json").write_text(lock.lock_text(old))
+    found = update.Update([], {}, {})
+    update.update_locks(tmp_path, OneSuiteReader(), found)
+    assert found.changes == []
+    written = json.loads(found.writes[release / "lock.json"])
+    assert written["version"] == lock.LOCK_FORMAT_VERSION
+    assert [(p["name"], p["source"], p.get("source_version")) for p in written["packages"]] == [
+        ("zlib1g", "zlib", None), ("zlib1g-dev", "zlib", "1:1.3-1")]
 
 
 PINS = """\

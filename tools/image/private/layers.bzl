@@ -72,8 +72,8 @@ Give it the deb_layer holding the stdlib; use its output in place of that layer.
     examples = """
 ```starlark
 py_stdlib_prune(
-    name = "3.13_amd64_python",
-    layer = ":3.13_amd64_python_debs",
+    name = "3.13_amd64_src_python3.13",
+    layer = ":3.13_amd64_src_python3.13_debs",
     remove = ["usr/lib/python3.13/turtle.py"],
 )
 ```
@@ -135,7 +135,7 @@ Give it every layer of the image that holds libraries; add its output after them
 ```starlark
 ld_so_cache_layer(
     name = "3.13_arm64_ld_so_cache",
-    layers = [":base_files", ":3.13_arm64_system_debs", ":3.13_arm64_python"],
+    layers = [":base_files", ":3.13_arm64_src_glibc", ":3.13_arm64_src_python3.13"],
     architecture = "arm64",
 )
 ```
@@ -170,7 +170,7 @@ Give it the image's layers; add its output after them.
 ```starlark
 pyc_layer(
     name = "3.13_amd64_pyc",
-    layers = [":base_files", ":3.13_amd64_system_debs", ":3.13_amd64_python"],
+    layers = [":base_files", ":3.13_amd64_src_glibc", ":3.13_amd64_src_python3.13"],
     python = "usr/bin/python3.13",
     stdlib = "usr/lib/python3.13",
 )
@@ -207,7 +207,7 @@ Give it the layer(s) holding ca-certificates; add its output after them.
 ```starlark
 ca_bundle_layer(
     name = "3.13_amd64_ca_bundle",
-    layers = [":3.13_amd64_system_debs"],
+    layers = [":3.13_amd64_src_ca-certificates"],
 )
 ```
 """,
