@@ -29,10 +29,8 @@ PYTHONS = {
     # amd64 only: see debian_packages/bullseye/manifest.yaml.
     "3.9": _python("bullseye", "3.9", merged_usr = False, archs = ["amd64"]),
     "3.11": _python("bookworm", "3.11", merged_usr = True),
-    "3.13": _python("trixie", "3.13", merged_usr = True),
+    "3.13": _python("trixie", "3.13", merged_usr = True, archs = ["amd64", "arm64", "riscv64"]),
     # Debian testing: its packages move, so the image is tagged 3.14-experimental and never latest.
-    # riscv64 too: a Debian release architecture since trixie. (Trixie's 3.13 would have it as well, but the
-    # mirror this was locked from serves a trixie-security riscv64 index that does not match its signed
-    # InRelease, so the lock tool refuses it.)
+    # riscv64 too: a Debian release architecture since trixie, as for 3.13.
     "3.14": _python("forky", "3.14", merged_usr = True, experimental = True, archs = ["amd64", "arm64", "riscv64"]),
 }

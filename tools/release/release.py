@@ -95,7 +95,8 @@ def index_digests(bazel: Callable[..., tuple[int, str]], indexes: Sequence[Index
     must(bazel, "building the images", "build", *labels)
     root = must(bazel, "finding the execution root", "info", "execution_root", capture=True).strip().splitlines()[-1]
     listing = must(bazel, "finding the images", "cquery", "--output=starlark",
-                   "--starlark:expr=str(target.label) + ' ' + target.files.to_list()[0].path", *labels, capture=True)
+                   "--starlark:expr=str(target.label) + ' ' + target.files.to_list()[0].path", " + ".join(labels),
+                   capture=True)
     paths = {label.lstrip("@"): path for label, path in (line.split(" ", 1) for line in listing.splitlines() if " " in line)}
     found = {}
     for label in labels:
@@ -149,15 +150,8 @@ def public_key(key: str, directory: Path) -> Path:
     return path
 
 
-def changed_in_registry(indexes: Sequence[Index], after: dict, tags: dict[str, list[str]],
-                        repository: str) -> list[Index]:
-    """The indexes whose first tag the registry does not serve with the digest built here."""
-    return [index for index in indexes
-            if push.remote_digest(f"{repository}/python:{tags[index.label][0]}") != after[index.label][0]]
-
-
 def release(bazel: Callable[..., tuple[int, str]], workspace: Path, indexes: Sequence[Index], repository: str,
-            key: str, mode: str, today: str) -> int:
+            key: str, mode: str, today: str, changes_file: str = "") -> int:
     """mode: "release" (update and push), "dry-run", "prepare" (no push) or "no-update" (push the locks as they are)."""
     # In the workspace, which the build root sees at the same path (the update command runs there), unlike /tmp.
     with tempfile.TemporaryDirectory(prefix=".release-", dir=workspace) as scratch:
@@ -179,8 +173,11 @@ def release(bazel: Callable[..., tuple[int, str]], workspace: Path, indexes: Seq
         public = public_key(key, Path(scratch)) if key else None
         before: dict[str, tuple[str, str]] = {}
         changes: list[dict] = []
+        if mode == "no-update" and changes_file:
+            changes = json.loads(Path(changes_file).read_text())
         if mode != "no-update":
-            before = index_digests(bazel, indexes)
+            if mode == "prepare":  # what the update changes is judged against the build before it
+                before = index_digests(bazel, indexes)
             must(bazel, "updating the pins", "run", "//debian_packages:update", "--", "--report", str(report))
             changes = json.loads(report.read_text())
             if not changes:
@@ -192,7 +189,9 @@ def release(bazel: Callable[..., tuple[int, str]], workspace: Path, indexes: Seq
             affected = [index for index in indexes if after[index.label][0] != before[index.label][0]]
             why = "digest changed by the update"
         else:
-            affected = changed_in_registry(indexes, after, tags, repository)
+            served = {index.label: push.remote_digest(f"{repository}/python:{tags[index.label][0]}") for index in indexes}
+            before = {label: (digest, "") for label, digest in served.items() if digest}
+            affected = [index for index in indexes if served[index.label] != after[index.label][0]]
             why = f"{repository} serves another digest"
         unaffected = [index.label for index in indexes if index not in affected]
         print(f"release: {len(changes)} pins moved; affected ({why}): "
@@ -240,15 +239,20 @@ def main(argv: list[str] | None = None) -> int:
                        help="update, rebuild, test, write the release notes; push nothing (a pull request's half)")
     modes.add_argument("--no-update", action="store_const", dest="mode", const="no-update",
                        help="push the committed locks' images where the registry differs (after that request lands)")
+    parser.add_argument("--changes", default="", help="with --no-update: the update's --report file, for the "
+                        "release-notes entry (after a manifest edit, which must be re-locked before anything builds)")
     args = parser.parse_args(argv)
     args.mode = args.mode or "release"
+    if args.changes and args.mode != "no-update":
+        parser.error("--changes goes with --no-update")
     if not args.repository and args.mode in ("release", "no-update"):
         raise ReleaseError("no repository: pass --repository REGISTRY/PREFIX (as for //:push) or set "
                            "DISTROLESS_REPOSITORY")
     workspace = Path(os.environ.get("BUILD_WORKSPACE_DIRECTORY", "."))
     key = str(push.key_file(args.key, "signing key", "pass --key (or COSIGN_KEY); nothing was pushed")) if args.key else ""
     today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
-    return release(Bazel(workspace), workspace, args.index, args.repository.rstrip("/"), key, args.mode, today)
+    changes = str(push.user_path(args.changes)) if args.changes else ""
+    return release(Bazel(workspace), workspace, args.index, args.repository.rstrip("/"), key, args.mode, today, changes)
 
 
 if __name__ == "__main__":

@@ -483,6 +483,20 @@ def test_snapshot_fallback(world: World) -> None:
     lock_path.write_text(current)
     timed("(vi) older lock format refused")
 
+    # (vii) A .deb the mirror serves with other bytes than the lock's sha256 is named as tampering, never as an
+    # archive move (which would have the user re-lock to whatever a tampering mirror serves).
+    served = world.live / BASE.filename
+    genuine = served.read_bytes()
+    served.write_bytes(genuine + b"tampered")
+    tampered = world.bazel.build("tampered", world.mirror_url)
+    assert_failed_with(tampered, "(vii) tampered .deb", f"{LOCK} pins {BASE.name} {BASE.version} ({ARCH})",
+                       f"with sha256 {hashlib.sha256(genuine).hexdigest()}",
+                       f"serves a file with sha256 {hashlib.sha256(genuine + b'tampered').hexdigest()}",
+                       "the mirror or the lock has been tampered with; do not re-lock blindly")
+    assert "no longer serves" not in tampered.output, "(vii): tampering was reported as an archive move"
+    served.write_bytes(genuine)
+    timed("(vii) tampering named")
+
     move_the_suite_on(world)
 
     # (ii) Without a snapshot service, the moved pin fails the build with the lock, the pin and the command.

@@ -137,6 +137,14 @@ def test_no_update_pushes_the_committed_locks_where_the_registry_differs(
     assert ("run", "//:verify") in bazel.commands()
     assert not (tmp_path / release.NOTES).exists()  # the notes came with the pull request
 
+    # After a manifest edit re-locked by hand: the update's report gives the notes.
+    (tmp_path / "report.json").write_text(json.dumps([ZLIB]))
+    registry["r.invalid/d/python:3.11"] = "never pushed"
+    bazel = FakeBazel(tmp_path, [])
+    assert release.release(bazel, tmp_path, INDEXES, "r.invalid/d", "", "no-update", "2026-12-03",
+                           str(tmp_path / "report.json")) == 0
+    assert "| bookworm | zlib1g |" in (tmp_path / release.NOTES).read_text()
+
 
 def test_a_failing_test_pushes_nothing_and_names_the_step(tmp_path: Path) -> None:
     bazel = FakeBazel(tmp_path, [ZLIB], tests_pass=False)
