@@ -31,7 +31,11 @@ class SelectError(Exception):
 def select(files: list[IndexFile], requirement: Requirement, interpreter: Interpreter, architecture: str) -> list[IndexFile]:
     spec = f"{requirement.name}=={requirement.version}"
     platform = f"CPython {interpreter.major}.{interpreter.minor} on linux/{architecture}"
-    locked = [file for file in files if file.sha256 and file.sha256 in requirement.hashes]
+    locked: list[IndexFile] = []
+    for file in files:
+        # The first file with a hash wins: the wheelhouse's copy, when it also is on the index.
+        if file.sha256 and file.sha256 in requirement.hashes and file.sha256 not in [f.sha256 for f in locked]:
+            locked.append(file)
     if not locked:
         raise SelectError(
             f"{spec}: none of its {len(requirement.hashes)} locked sha256 hashes is the hash of a file the index lists "
@@ -66,16 +70,21 @@ def select(files: list[IndexFile], requirement: Requirement, interpreter: Interp
 @cli.tool("select_wheels", SelectError, IndexError_, ValueError)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--index-page", type=Path, required=True, help="the downloaded project page")
+    parser.add_argument("--index-page", type=Path, help="the downloaded project page (none when every locked file is local)")
+    parser.add_argument("--local-wheels", default="[]", help="JSON [{filename, path, sha256}]: the lock's wheelhouse")
     parser.add_argument("--page-url", required=True, help="the URL it was downloaded from")
     parser.add_argument("--requirement", required=True, help="the requirement, as JSON (requirements_lock's output)")
     parser.add_argument("--python-version", required=True, help="the image's Python, e.g. 3.13")
     parser.add_argument("--architecture", required=True, help="the image's architecture: amd64 or arm64")
     args = parser.parse_args(argv)
     data = json.loads(args.requirement)
-    requirement = Requirement(data["name"], data["project"], data["version"], tuple(data["hashes"]), data["line"])
+    requirement = Requirement(data["name"], data["project"], data["version"], tuple(data["hashes"]), data["line"],
+                              tuple(data.get("machines", ())))
     interpreter = Interpreter.for_architecture(args.python_version, args.architecture)
-    files = parse_page(args.index_page.read_bytes(), args.page_url)
+    local = [IndexFile(wheel["filename"], "file://" + wheel["path"], wheel["sha256"], False)
+             for wheel in json.loads(args.local_wheels)]
+    # The wheelhouse first: a wheel the lock built or was given is taken from there, not from the index.
+    files = local + (parse_page(args.index_page.read_bytes(), args.page_url) if args.index_page else [])
     chosen = select(files, requirement, interpreter, args.architecture)
     print(json.dumps([{"filename": f.filename, "url": f.url, "sha256": f.sha256} for f in chosen]))
     return 0

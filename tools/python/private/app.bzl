@@ -141,17 +141,25 @@ def _py_requirements_lock_impl(ctx):
     ]
     for architecture in ctx.attr.architectures:
         arguments += ["--architecture", architecture]
+    for directory in sorted({wheel.dirname: None for wheel in ctx.files.find_links}.keys()):
+        arguments += ["--find-links", directory]
+    label = "//%s:%s" % (ctx.label.package, ctx.label.name) if not ctx.label.workspace_name else str(ctx.label)
+    arguments += ["--wheelhouse", ctx.attr.wheelhouse, "--update-command", "tools/bazel run " + label]
     launcher = expand_launcher(ctx, {"{{tool}}": [ctx.executable._tool.short_path], "{{arguments}}": arguments})
-    runfiles = ctx.runfiles(files = [ctx.file.requirements]).merge(ctx.attr._tool[DefaultInfo].default_runfiles)
+    runfiles = ctx.runfiles(files = [ctx.file.requirements] + ctx.files.find_links).merge(ctx.attr._tool[DefaultInfo].default_runfiles)
     return [DefaultInfo(executable = launcher, runfiles = runfiles)]
 
 _REQUIREMENTS_LOCK_DOC = rule_doc(
-    summary = """(Re)writes a requirements lock: `bazel run` it.""",
+    summary = """(Re)writes a requirements lock with pip's resolver: `bazel run` it.""",
     behavior = """
-For each NAME==VERSION in `requirements` (dependencies included: nothing is resolved), tools/python/lock.py
-reads the project's page on the configured index (PIP_INDEX_URL, pip's configuration, or pip's default)
-and writes, per architecture, the sha256 of the best wheel for the images' Python and glibc, as
-`--hash` lines. A requirement without a fitting wheel is an error; the lock is then left as it was.
+`requirements` holds the app's top-level requirements as pip reads them (extras, markers, version
+specifiers). tools/python/lock.py resolves them with pip (`pip install --dry-run --report`) for each
+architecture's CPython and glibc, wheels only, from the configured index (PIP_INDEX_URL, pip's
+configuration, or pip's default), PIP_FIND_LINKS, `find_links` and the `wheelhouse`, and writes the whole
+closure pinned with each wheel's sha256, plus the sha256 of `requirements` (a build with a stale lock fails
+and names this target). A pure-Python sdist is built into a deterministic wheel; every local wheel the lock
+names is copied into the wheelhouse (commit it). Every architecture's problems are reported together, and
+the lock is then left as it was.
 """,
     usage = """
 `tools/bazel run //examples/hello_service:requirements.update` writes `lock_path` in the workspace; flags
@@ -174,7 +182,9 @@ py_requirements_lock = rule(
     executable = True,
     doc = _REQUIREMENTS_LOCK_DOC,
     attrs = {
-        "requirements": attr.label(allow_single_file = True, mandatory = True, doc = "NAME==VERSION lines, dependencies included."),
+        "requirements": attr.label(allow_single_file = True, mandatory = True, doc = "Top-level requirements, as pip reads them (e.g. `fastapi`, `uvicorn[standard]>=0.30`)."),
+        "find_links": attr.label_list(allow_files = [".whl"], doc = "Local wheels the resolver may use (as PIP_FIND_LINKS)."),
+        "wheelhouse": attr.string(default = "wheelhouse", doc = "Beside the lock: the directory local and built wheels are copied into."),
         "lock_path": attr.string(doc = "The lock to write, relative to the workspace; default: <package>/requirements.lock."),
         "python_version": attr.string(mandatory = True, doc = "The images' Python, e.g. 3.13."),
         "architectures": attr.string_list(default = ["amd64", "arm64"]),
