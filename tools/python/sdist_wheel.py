@@ -87,7 +87,8 @@ def build_pure_wheel(requirement: str, python_version: str, output_dir: Path, pi
                 f"{_tail(output)}\n  {fix}"
             )
         build = subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", "--no-input",
+            # --no-cache-dir: built fresh, never an earlier build from pip's wheel cache.
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", "--disable-pip-version-check", "--no-input",
              "--progress-bar", "off", "--wheel-dir", str(built), *pip_options, str(found[0])],
             capture_output=True, text=True, check=False, timeout=BUILD_TIMEOUT, env=environment,
         )

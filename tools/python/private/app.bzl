@@ -133,7 +133,7 @@ def _py_requirements_lock_impl(ctx):
         "--requirements",
         ctx.file.requirements.short_path,
         "--output",
-        ctx.attr.lock_path or (ctx.label.package + "/requirements.lock"),
+        ctx.attr.lock_path or "/".join([part for part in [ctx.label.package, "requirements.lock"] if part]),
         "--python-version",
         ctx.attr.python_version,
         "--glibc",

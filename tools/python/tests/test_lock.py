@@ -60,6 +60,7 @@ def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(links))
+    monkeypatch.setenv("PIP_CACHE_DIR", str(tmp_path / "pip-cache"))  # the test's own: ~/.cache may be read-only
     # app needs dep with its extra; dep's extra pulls a native package; arm64 alone needs armonly.
     make_wheel(links, "app-1.0-py3-none-any.whl", {"app/__init__.py": b""},
                requires=("dep[fast]<2", 'armonly; platform_machine == "aarch64"', 'oldpy; python_version < "3.12"'))
