@@ -126,15 +126,16 @@ class Emulation:
 
 
 @contextlib.contextmanager
-def private_engine(emulation: Emulation | None = None) -> Iterator[str]:
+def private_engine(emulation: Emulation | None = None, state_parent: Path | None = None) -> Iterator[str]:
     """Starts dockerd and yields its DOCKER_HOST; stops it, and everything it started, on the way out.
 
     With `emulation`, dockerd runs in a namespace of its own with the emulator registered there; stopping
-    it kills the whole namespace, and its mounts go with it.
+    it kills the whole namespace, and its mounts go with it. Its state (and socket) go in a new directory
+    under `state_parent` (default /tmp; tools/oci/engine.py gives one the machine shares).
     """
     check_can_start_engine()
     # Short path: a unix socket path must stay under 108 bytes.
-    state = Path(tempfile.mkdtemp(prefix="cst-engine-", dir="/tmp"))
+    state = Path(tempfile.mkdtemp(prefix="cst-engine-", dir=str(state_parent or "/tmp")))
     log_path = state / "dockerd.log"
     with open(log_path, "wb") as log:
         if emulation is None:

@@ -1,7 +1,7 @@
 """Rules that put Python requirements and an application on one of the images, with the image's own Python."""
 
 load("//tools/image/private:layers.bzl", "LOCAL_ONLY")
-load("//tools/oci:defs.bzl", "oci_image", "oci_image_index")
+load("//tools/oci:defs.bzl", "oci_image", "oci_image_index", "oci_load", "oci_push", "oci_run")
 load("//tools/private:docs.bzl", "rule_doc")
 load("//tools/private:launcher.bzl", "expand_launcher", "launcher_attr")
 
@@ -205,11 +205,15 @@ def py_app_image(
         directory = "app",
         strip_prefix = "",
         python = "usr/bin/python3",
+        repo_tags = [],
+        remote_tags = ["latest"],
         **kwargs):
     """An app image per architecture and an index over them: base + requirements layer + app layer.
 
     Makes NAME_<arch>_requirements (py_wheels_layer), NAME_<arch>_app (py_app_layer), NAME_<arch>
-    (oci_image) and NAME (oci_image_index).
+    (oci_image) and NAME (oci_image_index), and to use them: NAME_load (`docker load` of the amd64 image, or
+    the only one), NAME_push (the index, to `--repository` given at run time), NAME_run and NAME_<arch>_run
+    (`bazel run` runs the image in an engine, DOCKER_HOST's or a private one; arguments after `--` go to it).
 
     Args:
       name: the index's name.
@@ -222,6 +226,8 @@ def py_app_image(
       directory: the app's directory inside the image.
       strip_prefix: removed from the files' paths; default: the calling package.
       python: the interpreter inside the images.
+      repo_tags: the names NAME_load gives the image; default NAME:latest.
+      remote_tags: the tags NAME_push points at the pushed index (more with `--tag` at run time).
       **kwargs: passed to every target (tags, visibility, testonly).
     """
     images = []
@@ -247,5 +253,10 @@ def py_app_image(
             env = dict({"PYTHONPATH": "/" + directory}, **env),
             **kwargs
         )
+        oci_run(name = prefix + "_run", image = prefix, tag = "%s:%s" % (name.lower(), architecture), **kwargs)
         images.append(prefix)
     oci_image_index(name = name, images = images, **kwargs)
+    default = "amd64" if "amd64" in bases else sorted(bases.keys())[0]
+    oci_load(name = name + "_load", image = "%s_%s" % (name, default), repo_tags = repo_tags or [name.lower() + ":latest"], **kwargs)
+    oci_push(name = name + "_push", image = name, remote_tags = remote_tags, **kwargs)
+    native.alias(name = name + "_run", actual = "%s_%s_run" % (name, default), **kwargs)
