@@ -1,8 +1,8 @@
 """Starts the private container engine for you: `tools/bazel run //tools/oci:engine`, then use the DOCKER_HOST it prints.
 
 The same dockerd the structure tests start (tools/oci/structure_test.py: root, no bridge, no iptables, its own
-data root), but it lasts until you stop it (Ctrl-C), and its socket is in a directory the machine shares with
-the build root (beside Bazel's output bases), so the machine's docker CLI and every tools/bazel command reach
+data root), but it lasts until you stop it (Ctrl-C), and its socket (engine.sock) is in a directory the machine shares
+with the build root (beside Bazel's output bases; its state stays in the build root's /tmp), so the machine's docker CLI and every tools/bazel command reach
 it: `DOCKER_HOST=unix://... tools/bazel run //python:3.13_load`, `docker build`, `docker run -p 8080:8080`.
 Containers get the machine's network only when asked (`docker run --network=host`); the default bridge is off.
 Its images and containers go when it stops.
@@ -34,9 +34,12 @@ def _stop(signum: int, frame: object) -> None:
 
 @cli.tool("engine", EngineError)
 def main(argv: list[str] | None = None) -> int:
-    state_parent = shared_directory(Path.cwd().absolute())
+    socket = shared_directory(Path.cwd().absolute()) / "engine.sock"
+    if socket.exists():
+        raise EngineError(f"{socket} exists: another `tools/bazel run //tools/oci:engine` is running (use its DOCKER_HOST), "
+                          "or one was killed: remove the file and start again")
     signal.signal(signal.SIGTERM, _stop)
-    with private_engine(state_parent=state_parent) as docker_host:
+    with private_engine(socket=socket) as docker_host:
         print(f"engine: running; in another terminal:\n  export DOCKER_HOST={docker_host}\n"
               "engine: Ctrl-C stops it (and removes its images and containers)", flush=True)
         try:

@@ -83,9 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tag", required=True, help="the name it is loaded and run as")
     parser.add_argument("arguments", nargs=argparse.REMAINDER, help="the container's arguments")
     args = parser.parse_args(argv)
+    # The launcher puts `--` before the user's arguments, so none of them is taken for one of ours.
+    arguments = args.arguments[1:] if args.arguments[:1] == ["--"] else args.arguments
     signal.signal(signal.SIGTERM, _exit_on_signal)
     with tempfile.TemporaryDirectory(prefix="image-run-") as scratch:
-        return run(args.archive, args.layout, args.tag, args.arguments, Path(scratch))
+        return run(args.archive, args.layout, args.tag, arguments, Path(scratch))
 
 
 if __name__ == "__main__":
