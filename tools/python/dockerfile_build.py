@@ -39,13 +39,17 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def wheel_directory(lock: Path, wheels: list[Path], output: Path) -> list[str]:
+def wheel_directory(lock: Path, wheels: list[Path], output: Path, machine: str = "x86_64") -> list[str]:
     """Copies `wheels` into `output` after checking each against the lock; returns their names, sorted.
 
-    Every wheel must belong to a locked project and have one of its sha256 hashes, and every locked project
-    must have exactly one wheel: the directory then holds exactly what pip --require-hashes will accept.
+    Every wheel must belong to a project the lock has for `machine` (entries with a platform_machine marker
+    for another machine are pip's to skip) and have one of its sha256 hashes, and every such project must
+    have exactly one wheel: the directory then holds exactly what pip --require-hashes will accept.
     """
-    requirements = {requirement.project: requirement for requirement in parse_lock(lock.read_text(), str(lock))}
+    requirements = {
+        requirement.project: requirement for requirement in parse_lock(lock.read_text(), str(lock))
+        if not requirement.machines or machine in requirement.machines
+    }
     found: dict[str, Path] = {}
     for wheel in wheels:
         if not wheel.name.endswith(".whl"):

@@ -173,8 +173,8 @@ def resolve_architecture(requirements: Path, python_version: str, architecture: 
                          find_links: list[Path], built: Path) -> dict[str, Locked]:
     """One architecture's closure; pure sdists pip cannot use are built into `built` and pip is asked again."""
     tried: set[str] = set()
+    started = time.monotonic()
     for _ in range(MAX_SDIST_BUILDS + 1):
-        started = time.monotonic()
         status, output, report = resolve(requirements, python_version, architecture, glibc, [*find_links, built])
         if status == 0:
             found = closure(report)

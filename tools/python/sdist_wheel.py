@@ -83,7 +83,8 @@ def build_pure_wheel(requirement: str, python_version: str, output_dir: Path, pi
             raise SdistError(f"{requirement}: {needs_compiler}:\n    {_tail(output)}\n  {fix}")
         if download.returncode != 0 or not found:
             raise SdistError(
-                f"{requirement}: no wheel for the images' platform and no source distribution either:\n    "
+                f"{requirement}: no version of it fits, neither as a wheel for the images' platform nor as a source "
+                "distribution:\n    "
                 f"{_tail(output)}\n  {fix}"
             )
         build = subprocess.run(

@@ -2,7 +2,8 @@
 
 The module extension's wheel repository (tools/python/private/wheels.bzl) downloads the project's index
 page, runs this, and downloads what it prints ([{filename, url, sha256}] as JSON) with Bazel's downloader
-against the sha256. A file is picked when its sha256 is one of the lock's hashes for the requirement and
+against the sha256. The lock's wheelhouse wheels (--local-wheels) come first, so a wheel the lock built or
+was given is taken from there (without the index page when every locked hash is local). A file is picked when its sha256 is one of the lock's hashes for the requirement and
 its tags fit CPython X.Y on Linux for the architecture (any glibc: the installer checks the image's own
 glibc and picks the best of them). Errors name the requirement, the platform and the fix:
 - no listed file has any of the locked hashes (a wrong hash, or a lock for another version);

@@ -119,6 +119,9 @@ def test_wheel_directory_takes_exactly_the_locked_wheels(tmp_path: Path) -> None
     with pytest.raises(ContextError, match="unknown is not in"):
         wheel_directory(lock, [good, tmp_path / "unknown-1.0-py3-none-any.whl"], tmp_path / "extra")
     assert not (tmp_path / "bad").exists() and not (tmp_path / "none").exists()
+    # An entry for another machine is pip's to skip there: it needs no wheel here.
+    lock.write_text(lock.read_text() + f'armonly==1.0 ; platform_machine == "aarch64" --hash=sha256:{"0" * 64}\n')
+    assert wheel_directory(lock, [good], tmp_path / "marked") == [good.name]
 
 
 def test_the_dockerfile_image_serves_json_from_the_dev_images_venv(tmp_path: Path) -> None:

@@ -141,7 +141,8 @@ def _py_requirements_lock_impl(ctx):
     ]
     for architecture in ctx.attr.architectures:
         arguments += ["--architecture", architecture]
-    for directory in sorted({wheel.dirname: None for wheel in ctx.files.find_links}.keys()):
+    # The launcher runs in the runfiles, where a file is at its short_path.
+    for directory in sorted({wheel.short_path.rpartition("/")[0] or ".": None for wheel in ctx.files.find_links}.keys()):
         arguments += ["--find-links", directory]
     label = "//%s:%s" % (ctx.label.package, ctx.label.name) if not ctx.label.workspace_name else str(ctx.label)
     arguments += ["--wheelhouse", ctx.attr.wheelhouse, "--update-command", "tools/bazel run " + label]

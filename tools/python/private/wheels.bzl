@@ -172,7 +172,8 @@ def _python_wheels_impl(module_ctx):
                     if requirement["machines"] and _MACHINES[architecture] not in requirement["machines"]:
                         continue
                     local = [wheel for wheel in data["wheelhouse"] if wheel["sha256"] in requirement["hashes"]]
-                    if direct == None and len(local) < len(requirement["hashes"]):
+                    # Only the root module's locks are probed for: a dependency's examples are seldom fetched.
+                    if direct == None and module.is_root and len(local) < len(requirement["hashes"]):
                         direct = _downloader_reaches(module_ctx, index_url)
                     name = _repository_name(lock.name, requirement["project"], architecture)
                     wheel_repository(

@@ -116,6 +116,16 @@ def test_every_architectures_problem_is_reported_and_nothing_is_written(index: P
     assert "dep" in error and "conflict" in error.lower()
 
 
+def test_an_unsatisfiable_specifier_is_an_error_for_each_architecture(index: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    status, output = run_lock(tmp_path, "dep>=5\n")
+    assert status == 1 and not output.exists()
+    error = capsys.readouterr().err
+    for architecture in ("amd64", "arm64"):
+        assert (f"linux/{architecture}: dep>=5: no version of it fits, neither as a wheel for the images' platform nor "
+                "as a source distribution") in error
+
+
 def test_bad_lines_are_listed_together(index: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status, _ = run_lock(tmp_path, "app\n-e .\nnot a requirement!\nx @ https://example.invalid/x.whl\n")
     assert status == 1
