@@ -96,8 +96,10 @@ def _release_locks(module_ctx, directory):
 def _debian_impl(module_ctx):
     for module in module_ctx.modules:
         for tag in module.tags.releases:
-            if module.name != "distroless_python":
-                fail("debian.releases is for distroless_python's own MODULE.bazel only (found in %s): depend on its images instead" % module.name)
+            # The workspace that builds the images (this module, or a copy of it as the root); not a module
+            # that depends on distroless_python, which uses its images.
+            if not module.is_root and module.name != "distroless_python":
+                fail("debian.releases is for the images' own module (found in %s): depend on distroless_python's images instead" % module.name)
             releases = {}
             for release, (lock, where) in sorted(_release_locks(module_ctx, tag.directory).items()):
                 doc = _read_lock(module_ctx, lock, where)
