@@ -20,7 +20,7 @@ load("//python/private:sbom.bzl", "spdx_sbom")
 load("//python/private:source_layers.bzl", "MAX_LAYERS", "by_source", "fold", "layer_plan")
 load("//tools/debian:defs.bzl", "deb_closure", "deb_layer")
 load("//tools/image:defs.bzl", "base_files_layer", "ca_bundle_layer", "ld_so_cache_layer", "py_stdlib_prune", "pyc_layer", "symlinks_layer")
-load("//tools/oci:defs.bzl", "container_structure_test", "oci_image", "oci_image_index", "oci_load", "oci_push")
+load("//tools/oci:defs.bzl", "container_structure_test", "oci_image", "oci_image_index", "oci_load", "oci_push", "oci_run")
 
 # The manifest annotation that carries it, so a pulled image says how fresh its packages are.
 ARCHIVE_STATE_ANNOTATION = "debian.archive.timestamp"
@@ -331,6 +331,8 @@ def python_images():
                 image = target_name(version, "amd64", variant),
                 repo_tags = ["distroless/python:" + tag(version, variant)],
             )
+            # tools/bazel run //python:3.13_run -- -c 'print(1)': DOCKER_HOST's engine, else a private one.
+            oci_run(name = version + variant + "_run", image = target_name(version, "amd64", variant))
             oci_push(
                 name = version + variant + "_push",
                 image = version + variant,

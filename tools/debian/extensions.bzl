@@ -90,7 +90,8 @@ def _probes(sources):
 
 def _release_locks(module_ctx, directory):
     """Release name -> (the path of its lock.json, that path in the workspace), for every locked release."""
-    root = module_ctx.path(Label("@@//:MODULE.bazel")).dirname
+    # This module's own directory, also when another workspace depends on it (a service in its own repository).
+    root = module_ctx.path(Label("//:MODULE.bazel")).dirname
     releases_dir = root.get_child(directory)
     if not releases_dir.exists:
         fail("debian.releases(directory = \"%s\"): no such directory in the workspace; it holds one <release>/manifest.yaml and lock.json per release." % directory)
@@ -107,8 +108,10 @@ def _debian_impl(module_ctx):
     lock_format = json.decode(module_ctx.read(LOCK_FORMAT))
     for module in module_ctx.modules:
         for tag in module.tags.releases:
-            if not module.is_root:
-                fail("debian.releases is for the root module only (found in %s)" % module.name)
+            # The workspace that builds the images (this module, or a copy of it as the root); not a module
+            # that depends on distroless_python, which uses its images.
+            if not module.is_root and module.name != "distroless_python":
+                fail("debian.releases is for the images' own module (found in %s): depend on distroless_python's images instead" % module.name)
             releases = {}
             for release, (lock, where) in sorted(_release_locks(module_ctx, tag.directory).items()):
                 doc = _read_lock(module_ctx, lock, where, lock_format)

@@ -6,6 +6,7 @@ Attribute names follow rules_oci (and container_structure_test's) so users feel 
 load("//tools/oci/private:image.bzl", _oci_image = "oci_image", _oci_image_index = "oci_image_index")
 load("//tools/oci/private:load.bzl", _oci_load = "oci_load")
 load("//tools/oci/private:push.bzl", _oci_push = "oci_push", _oci_push_all = "oci_push_all")
+load("//tools/oci/private:run.bzl", _oci_run = "oci_run")
 load("//tools/oci/private:structure_test.bzl", _container_structure_test = "container_structure_test")
 load("//tools/oci/private:verify.bzl", _oci_verify_all = "oci_verify_all")
 
@@ -15,4 +16,5 @@ container_structure_test = _container_structure_test
 oci_push = _oci_push
 oci_push_all = _oci_push_all
 oci_load = _oci_load
+oci_run = _oci_run
 oci_verify_all = _oci_verify_all

@@ -93,13 +93,13 @@ def check_named_engine(docker_host: str) -> None:
                           "unset DOCKER_HOST so the test starts a private engine of its own (as root)")
 
 
-def dockerd_command(state: Path) -> list[str]:
+def dockerd_command(state: Path, socket_path: str = "") -> list[str]:
     # No bridge, NAT or forwarding: the engine must not touch the machine's network, and containers run
     # without one.
     return [
         "dockerd", "--iptables=false", "--ip6tables=false", "--ip-forward=false", "--bridge=none",
         "--data-root", str(state / "data"), "--exec-root", str(state / "exec"),
-        "--pidfile", str(state / "dockerd.pid"), "--host", f"unix://{state / 'docker.sock'}",
+        "--pidfile", str(state / "dockerd.pid"), "--host", f"unix://{socket_path or state / 'docker.sock'}",
         "--storage-driver", "vfs" if os.environ.get("STRUCTURE_TEST_VFS") else "overlay2",
     ]
 
@@ -126,28 +126,30 @@ class Emulation:
 
 
 @contextlib.contextmanager
-def private_engine(emulation: Emulation | None = None) -> Iterator[str]:
+def private_engine(emulation: Emulation | None = None, socket: Path | None = None) -> Iterator[str]:
     """Starts dockerd and yields its DOCKER_HOST; stops it, and everything it started, on the way out.
 
     With `emulation`, dockerd runs in a namespace of its own with the emulator registered there; stopping
-    it kills the whole namespace, and its mounts go with it.
+    it kills the whole namespace, and its mounts go with it. The API socket is `socket` when given
+    (tools/oci/engine.py puts it where the machine sees it), else in the engine's state directory.
     """
     check_can_start_engine()
     # Short path: a unix socket path must stay under 108 bytes.
     state = Path(tempfile.mkdtemp(prefix="cst-engine-", dir="/tmp"))
+    socket_path = str(socket or state / "docker.sock")
     log_path = state / "dockerd.log"
     with open(log_path, "wb") as log:
         if emulation is None:
             process = subprocess.Popen(
-                dockerd_command(state), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                dockerd_command(state, socket_path), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         else:
             binfmt_dir = state / "binfmt_misc"
             binfmt_dir.mkdir()
             process = binfmt_namespace.start(
-                dockerd_command(state), emulation.emulator, emulation.architecture, binfmt_dir, output=log)
+                dockerd_command(state, socket_path), emulation.emulator, emulation.architecture, binfmt_dir, output=log)
     try:
-        wait_for_engine(process, str(state / "docker.sock"), log_path)
-        yield f"unix://{state / 'docker.sock'}"
+        wait_for_engine(process, socket_path, log_path)
+        yield f"unix://{socket_path}"
     finally:
         if emulation is None:
             stop_engine(process)

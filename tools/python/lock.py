@@ -1,20 +1,28 @@
-"""Writes a hash-pinned requirements lock: for each pinned requirement, the sha256 of its best wheel per platform.
+"""Writes a hash-pinned requirements lock with pip's own resolver: the full closure, per architecture.
 
-Input: a requirements file of exact pins, one `NAME==VERSION` a line (every package the app imports,
-dependencies included, as `pip freeze` lists them). For each, the tool reads the project's page on the
-configured index (see index_url.py), picks for every architecture the wheel an interpreter of the
-given version on that architecture with the given glibc prefers (wheel_tags.py's order), and writes
+Input: top-level requirements, as pip reads them (`fastapi`, `uvicorn[standard]>=0.30`, `psycopg[binary]==3.3.9`,
+`tomli; python_version < "3.11"`). For each architecture, `pip install --dry-run --report` (run by
+pip_resolve.py, with the image's marker environment) resolves them for the image's interpreter: CPython X.Y,
+linux/ARCH, manylinux up to the image's glibc, wheels only. The lock lists every package of the closure pinned
+with the sha256 of its wheel for each architecture, in pip's `--require-hashes` format:
 
-    # orjson-3.11.3-cp313-cp313-manylinux_2_17_aarch64.manylinux2014_aarch64.whl
-    # orjson-3.11.3-cp313-cp313-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
-    orjson==3.11.3 \\
-        --hash=sha256:... \\
+    # Written by tools/python/lock.py with pip's resolver; do not edit. Update: tools/bazel run //app:requirements.update
+    # input: requirements.in sha256=...
+    # target: CPython 3.13 linux/amd64 linux/arm64 glibc 2.41
+    # wheelhouse: wheelhouse
+    # anyio-4.16.0-py3-none-any.whl
+    anyio==4.16.0 \\
         --hash=sha256:...
 
-which pip (`pip install --require-hashes -r`) and the module extension (tools/python/extensions.bzl) both
-read. A requirement without a fitting wheel for some platform is an error that names it: the images
-have no compiler, so a package must publish wheels (or you must build them and serve them from your index).
-Yanked files are not picked. Same index contents in, same lock out.
+A package whose version or presence differs between architectures gets `; platform_machine == "..."` lines.
+`input` is the sha256 of the requirements file: the python_wheels extension refuses a lock whose input has
+changed since, with the update command. Errors are collected over all architectures and reported together;
+nothing is written then.
+
+Local wheels: pip reads PIP_FIND_LINKS itself; `--find-links DIR` adds a directory, and the lock's wheelhouse
+(`--wheelhouse`, beside the lock) is always searched. A requirement with no fitting wheel anywhere but an sdist
+is built into a wheel when it is pure Python (sdist_wheel.py); every locked wheel that came from a local
+directory is copied into the wheelhouse, so the build finds it without PIP_FIND_LINKS. Commit the wheelhouse.
 
 Run it through its py_requirements_lock target: `tools/bazel run //examples/hello_service:requirements.update`.
 """
@@ -22,25 +30,36 @@ Run it through its py_requirements_lock target: `tools/bazel run //examples/hell
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import re
-import urllib.error
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from tools import cli
-from tools.python.index_url import IndexUrlError, configured_index_url, pip_config_listing
+from tools.atomic_file import write_atomically
 from tools.python.requirements_lock import logical_lines
-from tools.python.simple_index import JSON_MEDIA_TYPE, IndexError_, IndexFile, parse_page, project_url
-from tools.python.wheel_tags import Interpreter, WheelName, WheelNameError, normalize_name, parse_glibc
+from tools.python.sdist_wheel import SdistError, build_pure_wheel
+from tools.python.wheel_tags import MACHINES, Interpreter, normalize_name, parse_glibc
 
-_PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*(?P<version>[^\s;*]+)$")
-ACCEPT = f"{JSON_MEDIA_TYPE}, text/html;q=0.1"
-TIMEOUT = 60
-
-Fetch = Callable[[str], bytes]
+RESOLVE_TIMEOUT = 900
+# pip stops at the first requirement it cannot find; each round builds one more sdist and resolves again.
+MAX_SDIST_BUILDS = 20
+# "ERROR: Could not find a version that satisfies the requirement httptools>=0.8; extra == "standard"
+# (from uvicorn[standard]) (from versions: none)"
+_NOT_FOUND = re.compile(r"Could not find a version that satisfies the requirement (?P<requirement>.+) \(from versions: (?P<versions>[^)]*)\)\s*$", re.MULTILINE)
+_FROM = re.compile(r"\s*\(from [^)]*\)\s*$")
+# pip's progress and notes; what is left of a failed run's output is the reason.
+_NOISE = ("Collecting ", "  Using cached ", "  Downloading ", "  Obtaining ", "Looking in ", "Processing ",
+          "INFO: pip is looking", "WARNING: Location ", "  File was already downloaded", "Would install ")
 
 
 class LockToolError(Exception):
@@ -48,118 +67,229 @@ class LockToolError(Exception):
 
 
 @dataclass(frozen=True)
-class Pin:
+class Locked:
+    """One package of one architecture's closure."""
     name: str
     version: str
-    line: int
+    filename: str
+    sha256: str
+    local: Path | None  # the wheel file, when it came from a local directory
 
 
-def read_pins(text: str, where: str) -> list[Pin]:
-    pins: list[Pin] = []
-    seen: set[str] = set()
+def check_requirements(text: str, where: str) -> list[str]:
+    """The requirement lines; every line pip's requirement syntax rejects, or that names a URL or an option, at once."""
+    from pip._vendor.packaging.requirements import InvalidRequirement, Requirement  # type: ignore[import-not-found]
+    problems, lines = [], []
     for line, content in logical_lines(text):
-        match = _PIN.match(content)
-        if not match:
-            raise LockToolError(
-                f"{where}:{line}: {content!r}: pin one exact version, NAME==VERSION (markers, ranges and options "
-                "are not supported: the lock is for one interpreter, the image's)"
-            )
-        project = normalize_name(match.group("name"))
-        if project in seen:
-            raise LockToolError(f"{where}:{line}: {match.group('name')} is listed twice")
-        seen.add(project)
-        pins.append(Pin(match.group("name"), match.group("version"), line))
-    if not pins:
-        raise LockToolError(f"{where}: no requirements")
-    return pins
-
-
-def same_version(a: str, b: str) -> bool:
-    """Wheel file names may spell the version normalized (PEP 440 local/zero forms aside): compare loosely."""
-    def norm(version: str) -> str:
-        return version.lower().replace("-", "_").replace(".", "_")
-    return norm(a) == norm(b)
-
-
-def best_wheel(files: list[IndexFile], pin: Pin, interpreter: Interpreter, architecture: str) -> IndexFile:
-    candidates: list[tuple[int, str, IndexFile]] = []
-    versions_seen = False
-    for file in files:
+        if content.startswith("-"):
+            problems.append(f"{where}:{line}: {content.split()[0]} is not supported here: list requirements only (the "
+                            "index is pip's; local wheels come from PIP_FIND_LINKS or py_requirements_lock's find_links)")
+            continue
         try:
-            wheel = WheelName.parse(file.filename)
-        except WheelNameError:
+            requirement = Requirement(content)
+        except InvalidRequirement as error:
+            problems.append(f"{where}:{line}: {content!r} is not a requirement: {error}")
             continue
-        if not same_version(wheel.version, pin.version):
+        if requirement.url:
+            problems.append(f"{where}:{line}: {requirement.name} names a URL; put the wheel in a directory and give it to "
+                            "the lock (PIP_FIND_LINKS or find_links), and require it by name")
             continue
-        versions_seen = True
-        rank = interpreter.preference(wheel)
-        if rank is not None and not file.yanked and file.sha256:
-            candidates.append((rank, file.filename, file))
-    if not candidates:
-        what = "has wheels, none for" if versions_seen else "publishes no wheel at all for"
-        raise LockToolError(
-            f"{pin.name}=={pin.version} {what} {interpreter.describe()} (linux/{architecture}); the images have no "
-            "compiler to build the source distribution: pick a version that publishes such a wheel, or build one "
-            "and serve it from your index"
-        )
-    return min(candidates)[2]
+        lines.append(content)
+    if problems:
+        raise LockToolError(f"{len(problems)} problem(s) in {where}:\n  " + "\n  ".join(problems))
+    if not lines:
+        raise LockToolError(f"{where}: no requirements; list the packages the app imports, e.g. `fastapi`")
+    return lines
 
 
-def lock(pins: list[Pin], fetch: Fetch, index_url: str, python_version: str, architectures: list[str],
-         glibc: tuple[int, int]) -> str:
-    interpreters = {arch: Interpreter.for_architecture(python_version, arch, glibc) for arch in architectures}
+def marker_environment(python_version: str, architecture: str) -> dict[str, str]:
+    """PEP 508's marker variables for the image's CPython on Linux (the patch release is not known: X.Y.0)."""
+    full = python_version if python_version.count(".") == 2 else python_version + ".0"
+    return {
+        "implementation_name": "cpython", "implementation_version": full, "os_name": "posix",
+        "platform_machine": MACHINES[architecture], "platform_release": "", "platform_system": "Linux",
+        "platform_version": "", "python_full_version": full, "platform_python_implementation": "CPython",
+        "python_version": ".".join(python_version.split(".")[:2]), "sys_platform": "linux",
+    }
+
+
+def pip_target_options(python_version: str, architecture: str, glibc: tuple[int, int]) -> list[str]:
+    short = "".join(python_version.split(".")[:2])
+    # Every manylinux tag up to the image's glibc, spelled out: pip does not widen a manylinux_2_Y --platform.
+    platforms = [tag for tag in Interpreter.for_architecture(python_version, architecture, glibc).platforms()
+                 if not tag.startswith("linux_")]
+    return ["--only-binary=:all:", *(f"--platform={tag}" for tag in platforms),
+            "--python-version", python_version, "--implementation", "cp", "--abi", f"cp{short}"]
+
+
+def reason(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip() and not line.startswith(_NOISE)]
+    return "\n    ".join(lines) if lines else "(pip printed no reason)"
+
+
+def resolve(requirements: Path, python_version: str, architecture: str, glibc: tuple[int, int],
+            find_links: list[Path]) -> tuple[int, str, dict]:
+    with tempfile.TemporaryDirectory(prefix="lock-report-") as scratch:
+        report = Path(scratch) / "report.json"
+        links = [argument for directory in find_links for argument in ("--find-links", str(directory))]
+        command = [sys.executable, "-m", "tools.python.pip_resolve", json.dumps(marker_environment(python_version, architecture)),
+                   "install", "--dry-run", "--ignore-installed", "--disable-pip-version-check", "--no-input",
+                   "--progress-bar", "off", "--report", str(report),
+                   # Older pips want --target with platform options; --dry-run writes nothing there.
+                   "--target", str(Path(scratch) / "target"), *pip_target_options(python_version, architecture, glibc),
+                   *links, "--requirement", str(requirements)]
+        environment = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(tools_root()), os.environ.get("PYTHONPATH", "")])))
+        result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=RESOLVE_TIMEOUT, env=environment)
+        data = json.loads(report.read_text(encoding="utf-8")) if result.returncode == 0 and report.exists() else {}
+        return result.returncode, result.stdout + result.stderr, data
+
+
+def tools_root() -> Path:
+    """The directory holding `tools/` (the runfiles' repository under `bazel run`), for `-m tools.python.pip_resolve`."""
+    return Path(__file__).absolute().parent.parent.parent
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def closure(report: dict) -> dict[str, Locked]:
+    locked: dict[str, Locked] = {}
+    for item in report.get("install", []):
+        info, metadata = item["download_info"], item["metadata"]
+        url = info["url"]
+        filename = urllib.parse.unquote(url.rsplit("/", 1)[-1].split("#", 1)[0])
+        local = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path)) if url.startswith("file:") else None
+        digest = (info.get("archive_info", {}).get("hashes", {}) or {}).get("sha256", "")
+        if local is not None:
+            digest = sha256_of(local)
+        if not digest:
+            raise LockToolError(f"{filename}: the index gave no sha256 for it, so it cannot be locked")
+        locked[normalize_name(metadata["name"])] = Locked(metadata["name"], metadata["version"], filename, digest, local)
+    return locked
+
+
+def resolve_architecture(requirements: Path, python_version: str, architecture: str, glibc: tuple[int, int],
+                         find_links: list[Path], built: Path) -> dict[str, Locked]:
+    """One architecture's closure; pure sdists pip cannot use are built into `built` and pip is asked again."""
+    tried: set[str] = set()
+    started = time.monotonic()
+    for _ in range(MAX_SDIST_BUILDS + 1):
+        status, output, report = resolve(requirements, python_version, architecture, glibc, [*find_links, built])
+        if status == 0:
+            found = closure(report)
+            print(f"lock: linux/{architecture}: {len(found)} packages ({time.monotonic() - started:.1f} s)", flush=True)
+            return found
+        missing = _NOT_FOUND.search(output)
+        requirement = _FROM.sub("", missing.group("requirement")).split(";")[0].strip() if missing else ""
+        while requirement and _FROM.search(requirement):
+            requirement = _FROM.sub("", requirement)
+        if not requirement or requirement in tried:
+            raise LockToolError(f"linux/{architecture}: pip's resolver found no solution:\n    {reason(output)}")
+        tried.add(requirement)
+        print(f"lock: linux/{architecture}: no wheel for {requirement}; building its sdist (pure Python only)", flush=True)
+        try:
+            build_pure_wheel(requirement, python_version, built, [])
+        except SdistError as error:
+            raise LockToolError(f"linux/{architecture}: {error}") from error
+    raise LockToolError(f"linux/{architecture}: more than {MAX_SDIST_BUILDS} sdists to build; give the lock wheels")
+
+
+def merge(closures: dict[str, dict[str, Locked]]) -> list[tuple[str, str, list[Locked], list[str]]]:
+    """(name, version, wheels, architectures or [] for all) per lock entry, sorted by project."""
+    architectures = sorted(closures)
+    entries = []
+    projects = sorted({project for found in closures.values() for project in found})
+    for project in projects:
+        by_version: dict[str, list[str]] = {}
+        for architecture in architectures:
+            if project in closures[architecture]:
+                by_version.setdefault(closures[architecture][project].version, []).append(architecture)
+        for version, archs in sorted(by_version.items()):
+            wheels = sorted({closures[a][project] for a in archs}, key=lambda wheel: wheel.filename)
+            name = wheels[0].name
+            entries.append((name, version, wheels, [] if archs == architectures else archs))
+    return entries
+
+
+def render(entries: list[tuple[str, str, list[Locked], list[str]]], header: list[str], wheelhouse: str) -> str:
     blocks = []
-    for pin in sorted(pins, key=lambda pin: normalize_name(pin.name)):
-        url = project_url(index_url, normalize_name(pin.name))
-        try:
-            files = parse_page(fetch(url), url)
-        except IndexError_ as error:
-            raise LockToolError(str(error)) from error
-        chosen = {best_wheel(files, pin, interpreters[arch], arch) for arch in architectures}
-        ordered = sorted(chosen, key=lambda file: file.filename)
-        lines = [f"# {file.filename}" for file in ordered]
-        lines.append(f"{pin.name}=={pin.version} \\")
-        lines += [f"    --hash=sha256:{file.sha256} \\" for file in ordered]
+    for name, version, wheels, archs in entries:
+        lines = [f"# {wheel.filename}" + (f" (from {wheelhouse}/)" if wheel.local else "") for wheel in wheels]
+        marker = " or ".join(f'platform_machine == "{MACHINES[a]}"' for a in archs)
+        lines.append(f"{name}=={version}" + (f" ; {marker}" if marker else "") + " \\")
+        lines += [f"    --hash=sha256:{digest} \\" for digest in sorted({wheel.sha256 for wheel in wheels})]
         lines[-1] = lines[-1][: -len(" \\")]
         blocks.append("\n".join(lines))
-    header = (
-        f"# Written by tools/python/lock.py for CPython {python_version} on linux/{', linux/'.join(architectures)} "
-        f"(glibc {glibc[0]}.{glibc[1]}); do not edit.\n"
-        "# One --hash per wheel: the best wheel of each requirement for each platform.\n"
-    )
-    return header + "\n".join(blocks) + "\n"
+    return "\n".join(header) + "\n" + "\n".join(blocks) + "\n"
 
 
-def fetch_url(url: str) -> bytes:
-    request = urllib.request.Request(url, headers={"Accept": ACCEPT})
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            return bytes(response.read())
-    except urllib.error.HTTPError as error:
-        if error.code == 404:
-            raise LockToolError(f"{url}: the index has no such project (HTTP 404); check the name") from error
-        raise LockToolError(f"{url}: HTTP {error.code}") from error
-    except (urllib.error.URLError, OSError) as error:
-        raise LockToolError(f"{url}: {error}") from error
+def differences(entries: list[tuple[str, str, list[Locked], list[str]]]) -> list[str]:
+    return [f"{name}=={version} only on {', '.join('linux/' + a for a in archs)}" for name, version, _, archs in entries if archs]
 
 
-@cli.tool("lock", LockToolError, IndexUrlError, OSError, ValueError)
+def lock(requirements: Path, output: Path, python_version: str, architectures: list[str], glibc: tuple[int, int],
+         find_links: list[Path], wheelhouse_name: str, update_command: str) -> str:
+    text = requirements.read_text(encoding="utf-8")
+    check_requirements(text, str(requirements.name))
+    wheelhouse = output.parent / wheelhouse_name
+    closures: dict[str, dict[str, Locked]] = {}
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="lock-built-") as scratch:
+        built = Path(scratch)
+        for architecture in architectures:
+            print(f"lock: resolving {requirements.name} for CPython {python_version} on linux/{architecture} with pip", flush=True)
+            try:
+                closures[architecture] = resolve_architecture(requirements, python_version, architecture, glibc,
+                                                              [*find_links, wheelhouse], built)
+            except LockToolError as error:
+                problems.append(str(error))
+        if problems:
+            raise LockToolError(f"{requirements.name} cannot be locked ({len(problems)} of {len(architectures)} "
+                                "architectures failed; the lock is unchanged):\n  " + "\n  ".join(problems))
+        entries = merge(closures)
+        relative_input = os.path.relpath(requirements, output.parent)
+        header = [
+            f"# Written by tools/python/lock.py with pip's resolver; do not edit. Update: {update_command}",
+            f"# input: {relative_input} sha256={sha256_of(requirements)}",
+            f"# target: CPython {python_version} {' '.join('linux/' + a for a in architectures)} glibc {glibc[0]}.{glibc[1]}",
+            f"# wheelhouse: {wheelhouse_name}",
+        ]
+        rendered = render(entries, header, wheelhouse_name)
+        # Local wheels land in the wheelhouse before the lock that names them, so a lock never names a missing wheel.
+        for wheels in (entry[2] for entry in entries):
+            for wheel in wheels:
+                if wheel.local and wheel.local.resolve() != (wheelhouse / wheel.filename).resolve():
+                    wheelhouse.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(wheel.local, wheelhouse / wheel.filename)
+        write_atomically(output, rendered)
+    for note in differences(entries):
+        print(f"lock: NOTE: {note} (a marker in the lock says so)", flush=True)
+    return rendered
+
+
+@cli.tool("lock", LockToolError, SdistError, OSError, UnicodeDecodeError, ValueError, subprocess.TimeoutExpired)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requirements", type=Path, required=True, help="NAME==VERSION lines")
+    parser.add_argument("--requirements", type=Path, required=True, help="top-level requirements, as pip reads them")
     parser.add_argument("--output", type=Path, required=True, help="the lock to write")
     parser.add_argument("--python-version", required=True, help="the images' Python, e.g. 3.13")
-    parser.add_argument("--architecture", action="append", required=True, help="amd64, arm64 (repeatable)")
+    parser.add_argument("--architecture", action="append", required=True, choices=sorted(MACHINES), help="repeatable")
     parser.add_argument("--glibc", default="2.17", help="the images' glibc, e.g. 2.41: the newest manylinux tag allowed")
+    parser.add_argument("--find-links", type=Path, action="append", default=[], help="a directory of local wheels (repeatable)")
+    parser.add_argument("--wheelhouse", default="wheelhouse", help="beside the lock: where local wheels are kept")
+    parser.add_argument("--update-command", default="tools/bazel run <your py_requirements_lock target>")
     args = parser.parse_args(argv)
     # `bazel run` starts in the runfiles; relative paths are the user's, in the workspace.
     workspace = Path(os.environ.get("BUILD_WORKSPACE_DIRECTORY", "."))
     requirements, output = workspace / args.requirements, workspace / args.output
-    pins = read_pins(requirements.read_text(encoding="utf-8"), str(args.requirements))
-    index = configured_index_url(dict(os.environ), pip_config_listing())
-    text = lock(pins, fetch_url, index, args.python_version, args.architecture, parse_glibc("glibc " + args.glibc))
-    output.write_text(text, encoding="utf-8")
-    print(f"lock: wrote {args.output}: {len(pins)} requirements for {', '.join(args.architecture)}")
+    links = [link if link.is_absolute() else Path.cwd() / link for link in args.find_links]
+    started = time.monotonic()
+    text = lock(requirements, output, args.python_version, args.architecture, parse_glibc("glibc " + args.glibc), links,
+                args.wheelhouse, args.update_command)
+    count = sum(1 for line in text.splitlines() if "==" in line and not line.startswith("#"))
+    print(f"lock: wrote {args.output}: {count} pinned packages for {', '.join(args.architecture)} "
+          f"({time.monotonic() - started:.1f} s)")
     return 0
 
 

@@ -2,7 +2,8 @@
 
 The module extension's wheel repository (tools/python/private/wheels.bzl) downloads the project's index
 page, runs this, and downloads what it prints ([{filename, url, sha256}] as JSON) with Bazel's downloader
-against the sha256. A file is picked when its sha256 is one of the lock's hashes for the requirement and
+against the sha256. The lock's wheelhouse wheels (--local-wheels) come first, so a wheel the lock built or
+was given is taken from there (without the index page when every locked hash is local). A file is picked when its sha256 is one of the lock's hashes for the requirement and
 its tags fit CPython X.Y on Linux for the architecture (any glibc: the installer checks the image's own
 glibc and picks the best of them). Errors name the requirement, the platform and the fix:
 - no listed file has any of the locked hashes (a wrong hash, or a lock for another version);
@@ -31,7 +32,11 @@ class SelectError(Exception):
 def select(files: list[IndexFile], requirement: Requirement, interpreter: Interpreter, architecture: str) -> list[IndexFile]:
     spec = f"{requirement.name}=={requirement.version}"
     platform = f"CPython {interpreter.major}.{interpreter.minor} on linux/{architecture}"
-    locked = [file for file in files if file.sha256 and file.sha256 in requirement.hashes]
+    locked: list[IndexFile] = []
+    for file in files:
+        # The first file with a hash wins: the wheelhouse's copy, when it also is on the index.
+        if file.sha256 and file.sha256 in requirement.hashes and file.sha256 not in [f.sha256 for f in locked]:
+            locked.append(file)
     if not locked:
         raise SelectError(
             f"{spec}: none of its {len(requirement.hashes)} locked sha256 hashes is the hash of a file the index lists "
@@ -66,16 +71,21 @@ def select(files: list[IndexFile], requirement: Requirement, interpreter: Interp
 @cli.tool("select_wheels", SelectError, IndexError_, ValueError)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--index-page", type=Path, required=True, help="the downloaded project page")
+    parser.add_argument("--index-page", type=Path, help="the downloaded project page (none when every locked file is local)")
+    parser.add_argument("--local-wheels", default="[]", help="JSON [{filename, path, sha256}]: the lock's wheelhouse")
     parser.add_argument("--page-url", required=True, help="the URL it was downloaded from")
     parser.add_argument("--requirement", required=True, help="the requirement, as JSON (requirements_lock's output)")
     parser.add_argument("--python-version", required=True, help="the image's Python, e.g. 3.13")
     parser.add_argument("--architecture", required=True, help="the image's architecture: amd64 or arm64")
     args = parser.parse_args(argv)
     data = json.loads(args.requirement)
-    requirement = Requirement(data["name"], data["project"], data["version"], tuple(data["hashes"]), data["line"])
+    requirement = Requirement(data["name"], data["project"], data["version"], tuple(data["hashes"]), data["line"],
+                              tuple(data.get("machines", ())))
     interpreter = Interpreter.for_architecture(args.python_version, args.architecture)
-    files = parse_page(args.index_page.read_bytes(), args.page_url)
+    local = [IndexFile(wheel["filename"], "file://" + wheel["path"], wheel["sha256"], False)
+             for wheel in json.loads(args.local_wheels)]
+    # The wheelhouse first: a wheel the lock built or was given is taken from there, not from the index.
+    files = local + (parse_page(args.index_page.read_bytes(), args.page_url) if args.index_page else [])
     chosen = select(files, requirement, interpreter, args.architecture)
     print(json.dumps([{"filename": f.filename, "url": f.url, "sha256": f.sha256} for f in chosen]))
     return 0

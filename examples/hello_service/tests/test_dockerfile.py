@@ -16,70 +16,23 @@ RUNTIME_LOAD: runfiles paths (APP_SRCS and WHEELS space-separated).
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import json
 import os
 import shutil
-import subprocess
-import tarfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from tools.oci.structure_test import EngineError, private_engine
+from tools.oci.structure_test import EngineError
+from tools.python.dockerfile_build import ContextError, added_layers_gzip, engine, wheel_directory
 from tools.python.requirements_lock import parse_lock
-from tools.python.wheel_tags import normalize_name
 
 IMAGE = "hello-service-dockerfile.invalid/hello_service:test"
 # The tags the oci_load targets give the images; the Dockerfile's default DEV_IMAGE and RUNTIME_IMAGE.
 DEV_TAG = "distroless/python:3.13-dev"
 RUNTIME_TAG = "distroless/python:3.13-nonroot"
-
-
-class ContextError(Exception):
-    """The build context cannot be prepared: a wheel the lock does not hash, or a requirement without a wheel."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def wheel_directory(lock: Path, wheels: list[Path], output: Path) -> list[str]:
-    """Copies `wheels` into `output` after checking each against the lock; returns their names, sorted.
-
-    Every wheel must belong to a locked project and have one of its sha256 hashes, and every locked project
-    must have exactly one wheel: the directory then holds exactly what pip --require-hashes will accept.
-    """
-    requirements = {requirement.project: requirement for requirement in parse_lock(lock.read_text(), str(lock))}
-    found: dict[str, Path] = {}
-    for wheel in wheels:
-        if not wheel.name.endswith(".whl"):
-            raise ContextError(f"{wheel}: not a wheel")
-        project = normalize_name(wheel.name.split("-")[0])
-        requirement = requirements.get(project)
-        if requirement is None:
-            raise ContextError(f"{wheel.name}: {project} is not in {lock}")
-        digest = sha256_file(wheel)
-        if digest not in requirement.hashes:
-            raise ContextError(f"{wheel.name}: its sha256 is {digest}, which {lock} does not list for {requirement.name}")
-        if project in found:
-            raise ContextError(f"{requirement.name}: two wheels ({found[project].name}, {wheel.name}); expected one")
-        found[project] = wheel
-    missing = sorted(requirement.name for project, requirement in requirements.items() if project not in found)
-    if missing:
-        raise ContextError(f"no wheel for {', '.join(missing)} (locked in {lock})")
-    output.mkdir(parents=True)
-    for wheel in found.values():
-        shutil.copyfile(wheel, output / wheel.name)
-    return sorted(wheel.name for wheel in found.values())
 
 
 def build_context(directory: Path, dockerfile: Path, lock: Path, sources: list[Path], wheels: list[Path]) -> Path:
@@ -101,34 +54,6 @@ def paths(variable: str) -> list[Path]:
     if not value:
         raise RuntimeError(f"{variable} is not set; run this test with tools/bazel test //examples/hello_service:all")
     return [Path(item) for item in value.split()]
-
-
-@dataclass
-class Docker:
-    host: str
-
-    def run(self, *args: str, timeout: float = 300, env: dict[str, str] | None = None) -> str:
-        return self.execute(["docker", *args], timeout, env)
-
-    def execute(self, command: list[str], timeout: float = 300, env: dict[str, str] | None = None) -> str:
-        """Runs a docker client command (docker, or an oci_load script) against this engine."""
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout,
-            env={**os.environ, "DOCKER_HOST": self.host, **(env or {})},
-        )
-        if result.returncode != 0:
-            # The first two words name the command (a script given with -c would drown the message).
-            raise AssertionError(f"{' '.join(command[:2])} ... exited with {result.returncode}:\n{result.stdout}\n{result.stderr}")
-        return result.stdout
-
-
-@contextlib.contextmanager
-def engine() -> Iterator[Docker]:
-    if os.environ.get("DOCKER_HOST"):
-        yield Docker(os.environ["DOCKER_HOST"])
-        return
-    with private_engine() as host:
-        yield Docker(host)
 
 
 # Runs in the built container with its venv's python: queries the entrypoint's server, then starts a second
@@ -165,21 +90,6 @@ print(json.dumps({
 """
 
 
-def added_layers_gzip(docker: Docker, image: str, base_layers: int, directory: Path) -> int:
-    """The gzip -6 size of the layers `image` has on top of its base's first `base_layers` layers."""
-    archive = directory / "saved.tar"
-    docker.run("save", "--output", str(archive), image)
-    total = 0
-    with tarfile.open(archive) as tar:
-        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
-        for name in manifest[0]["Layers"][base_layers:]:
-            data = tar.extractfile(name).read()  # type: ignore[union-attr]
-            if data[:2] == b"\x1f\x8b":
-                data = gzip.decompress(data)
-            total += len(gzip.compress(data, compresslevel=6, mtime=0))
-    return total
-
-
 def expected_body(python_version: str, lock: Path) -> str:
     versions = {requirement.project: requirement.version for requirement in parse_lock(lock.read_text(), str(lock))}
     return json.dumps({
@@ -209,6 +119,9 @@ def test_wheel_directory_takes_exactly_the_locked_wheels(tmp_path: Path) -> None
     with pytest.raises(ContextError, match="unknown is not in"):
         wheel_directory(lock, [good, tmp_path / "unknown-1.0-py3-none-any.whl"], tmp_path / "extra")
     assert not (tmp_path / "bad").exists() and not (tmp_path / "none").exists()
+    # An entry for another machine is pip's to skip there: it needs no wheel here.
+    lock.write_text(lock.read_text() + f'armonly==1.0 ; platform_machine == "aarch64" --hash=sha256:{"0" * 64}\n')
+    assert wheel_directory(lock, [good], tmp_path / "marked") == [good.name]
 
 
 def test_the_dockerfile_image_serves_json_from_the_dev_images_venv(tmp_path: Path) -> None:

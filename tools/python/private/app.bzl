@@ -1,7 +1,7 @@
 """Rules that put Python requirements and an application on one of the images, with the image's own Python."""
 
 load("//tools/image/private:layers.bzl", "LOCAL_ONLY")
-load("//tools/oci:defs.bzl", "oci_image", "oci_image_index")
+load("//tools/oci:defs.bzl", "oci_image", "oci_image_index", "oci_load", "oci_push", "oci_run")
 load("//tools/private:docs.bzl", "rule_doc")
 load("//tools/private:launcher.bzl", "expand_launcher", "launcher_attr")
 
@@ -133,7 +133,7 @@ def _py_requirements_lock_impl(ctx):
         "--requirements",
         ctx.file.requirements.short_path,
         "--output",
-        ctx.attr.lock_path or (ctx.label.package + "/requirements.lock"),
+        ctx.attr.lock_path or "/".join([part for part in [ctx.label.package, "requirements.lock"] if part]),
         "--python-version",
         ctx.attr.python_version,
         "--glibc",
@@ -141,17 +141,26 @@ def _py_requirements_lock_impl(ctx):
     ]
     for architecture in ctx.attr.architectures:
         arguments += ["--architecture", architecture]
+    # The launcher runs in the runfiles, where a file is at its short_path.
+    for directory in sorted({wheel.short_path.rpartition("/")[0] or ".": None for wheel in ctx.files.find_links}.keys()):
+        arguments += ["--find-links", directory]
+    label = "//%s:%s" % (ctx.label.package, ctx.label.name) if not ctx.label.workspace_name else str(ctx.label)
+    arguments += ["--wheelhouse", ctx.attr.wheelhouse, "--update-command", "tools/bazel run " + label]
     launcher = expand_launcher(ctx, {"{{tool}}": [ctx.executable._tool.short_path], "{{arguments}}": arguments})
-    runfiles = ctx.runfiles(files = [ctx.file.requirements]).merge(ctx.attr._tool[DefaultInfo].default_runfiles)
+    runfiles = ctx.runfiles(files = [ctx.file.requirements] + ctx.files.find_links).merge(ctx.attr._tool[DefaultInfo].default_runfiles)
     return [DefaultInfo(executable = launcher, runfiles = runfiles)]
 
 _REQUIREMENTS_LOCK_DOC = rule_doc(
-    summary = """(Re)writes a requirements lock: `bazel run` it.""",
+    summary = """(Re)writes a requirements lock with pip's resolver: `bazel run` it.""",
     behavior = """
-For each NAME==VERSION in `requirements` (dependencies included: nothing is resolved), tools/python/lock.py
-reads the project's page on the configured index (PIP_INDEX_URL, pip's configuration, or pip's default)
-and writes, per architecture, the sha256 of the best wheel for the images' Python and glibc, as
-`--hash` lines. A requirement without a fitting wheel is an error; the lock is then left as it was.
+`requirements` holds the app's top-level requirements as pip reads them (extras, markers, version
+specifiers). tools/python/lock.py resolves them with pip (`pip install --dry-run --report`) for each
+architecture's CPython and glibc, wheels only, from the configured index (PIP_INDEX_URL, pip's
+configuration, or pip's default), PIP_FIND_LINKS, `find_links` and the `wheelhouse`, and writes the whole
+closure pinned with each wheel's sha256, plus the sha256 of `requirements` (a build with a stale lock fails
+and names this target). A pure-Python sdist is built into a deterministic wheel; every local wheel the lock
+names is copied into the wheelhouse (commit it). Every architecture's problems are reported together, and
+the lock is then left as it was.
 """,
     usage = """
 `tools/bazel run //examples/hello_service:requirements.update` writes `lock_path` in the workspace; flags
@@ -174,7 +183,9 @@ py_requirements_lock = rule(
     executable = True,
     doc = _REQUIREMENTS_LOCK_DOC,
     attrs = {
-        "requirements": attr.label(allow_single_file = True, mandatory = True, doc = "NAME==VERSION lines, dependencies included."),
+        "requirements": attr.label(allow_single_file = True, mandatory = True, doc = "Top-level requirements, as pip reads them (e.g. `fastapi`, `uvicorn[standard]>=0.30`)."),
+        "find_links": attr.label_list(allow_files = [".whl"], doc = "Local wheels the resolver may use (as PIP_FIND_LINKS)."),
+        "wheelhouse": attr.string(default = "wheelhouse", doc = "Beside the lock: the directory local and built wheels are copied into."),
         "lock_path": attr.string(doc = "The lock to write, relative to the workspace; default: <package>/requirements.lock."),
         "python_version": attr.string(mandatory = True, doc = "The images' Python, e.g. 3.13."),
         "architectures": attr.string_list(default = ["amd64", "arm64"]),
@@ -195,11 +206,15 @@ def py_app_image(
         directory = "app",
         strip_prefix = "",
         python = "usr/bin/python3",
+        repo_tags = [],
+        remote_tags = ["latest"],
         **kwargs):
     """An app image per architecture and an index over them: base + requirements layer + app layer.
 
     Makes NAME_<arch>_requirements (py_wheels_layer), NAME_<arch>_app (py_app_layer), NAME_<arch>
-    (oci_image) and NAME (oci_image_index).
+    (oci_image) and NAME (oci_image_index), and to use them: NAME_load (`docker load` of the amd64 image, or
+    the only one), NAME_push (the index, to `--repository` given at run time), NAME_run and NAME_<arch>_run
+    (`bazel run` runs the image in an engine, DOCKER_HOST's or a private one; arguments after `--` go to it).
 
     Args:
       name: the index's name.
@@ -212,6 +227,8 @@ def py_app_image(
       directory: the app's directory inside the image.
       strip_prefix: removed from the files' paths; default: the calling package.
       python: the interpreter inside the images.
+      repo_tags: the names NAME_load gives the image; default NAME:latest.
+      remote_tags: the tags NAME_push points at the pushed index (more with `--tag` at run time).
       **kwargs: passed to every target (tags, visibility, testonly).
     """
     images = []
@@ -237,5 +254,10 @@ def py_app_image(
             env = dict({"PYTHONPATH": "/" + directory}, **env),
             **kwargs
         )
+        oci_run(name = prefix + "_run", image = prefix, tag = "%s:%s" % (name.lower(), architecture), **kwargs)
         images.append(prefix)
     oci_image_index(name = name, images = images, **kwargs)
+    default = "amd64" if "amd64" in bases else sorted(bases.keys())[0]
+    oci_load(name = name + "_load", image = "%s_%s" % (name, default), repo_tags = repo_tags or [name.lower() + ":latest"], **kwargs)
+    oci_push(name = name + "_push", image = name, remote_tags = remote_tags, **kwargs)
+    native.alias(name = name + "_run", actual = "%s_%s_run" % (name, default), **kwargs)

@@ -16,6 +16,9 @@ locked files that fit the platform by their names (tools/python/select_wheels.py
 Bazel's downloader against their locked sha256, so the repository cache and --distdir serve them again.
 """
 
+# The kernel's machine names, as the lock's platform_machine markers spell them.
+_MACHINES = {"amd64": "x86_64", "arm64": "aarch64"}
+
 def _tools_root(ctx):
     return str(ctx.path(Label("//:MODULE.bazel")).dirname)
 
@@ -30,23 +33,23 @@ def _run_tool(ctx, module, arguments, what):
         fail("%s: %s" % (what, (result.stderr or result.stdout).strip()))
     return result.stdout
 
-def _download(rctx, url, output, what, sha256 = ""):
-    """Bazel's downloader; if it cannot connect (its Java TLS stack may not trust a proxy's CA that the
-    machine's CA bundle holds), python3 fetches and checks the file, and Bazel's downloader then takes it
-    from a file:// URL against the same sha256, so it still goes through the repository cache."""
-    if sha256:
-        result = rctx.download(url = url, output = output, sha256 = sha256, allow_fail = True)
-    else:
-        result = rctx.download(url = url, output = output, allow_fail = True)
-    if result.success:
-        return
+def _download(rctx, url, output, what, sha256 = "", direct = True):
+    """Bazel's downloader, unless the extension found that it cannot reach the index (its Java TLS stack may
+    not trust a proxy's CA that the machine's CA bundle holds): then python3 fetches and checks the file, and
+    Bazel's downloader takes it from a file:// URL against the same sha256, so it still goes through the
+    repository cache. The extension says once which path is used, so nothing is printed per file."""
+    if direct:
+        if sha256:
+            result = rctx.download(url = url, output = output, sha256 = sha256, allow_fail = True)
+        else:
+            result = rctx.download(url = url, output = output, allow_fail = True)
+        if result.success:
+            return
     fetched = output + ".fetched"
     _run_tool(rctx, "tools.python.fetch", [url, str(rctx.path(fetched))] + (["--sha256", sha256] if sha256 else []), what)
     if not sha256:
         rctx.execute(["mv", str(rctx.path(fetched)), str(rctx.path(output))])
         return
-    # buildifier: disable=print
-    print("NOTE: %s: Bazel's downloader could not fetch %s; fetched it with python3 (the machine's CA bundle) and checked its sha256" % (what, url))
     rctx.download(url = "file://" + str(rctx.path(fetched)), output = output, sha256 = sha256)
     rctx.delete(fetched)
 
@@ -60,10 +63,14 @@ def _wheel_repository_impl(rctx):
     })
     what = "%s==%s for linux/%s (from %s)" % (rctx.attr.requirement_name, rctx.attr.version, rctx.attr.architecture, rctx.attr.lock)
     page_url = rctx.attr.index_url.rstrip("/") + "/" + rctx.attr.project + "/"
-    _download(rctx, page_url, "index_page", what + ": reading the index page %s (check PIP_INDEX_URL or pip's index configuration, or pass --repo_env=PIP_INDEX_URL=URL)" % page_url)
-    chosen = json.decode(_run_tool(rctx, "tools.python.select_wheels", [
-        "--index-page",
-        str(rctx.path("index_page")),
+    local = json.decode(rctx.attr.local_wheels)
+    page = []
+    if [digest for digest in rctx.attr.hashes if digest not in [wheel["sha256"] for wheel in local]]:
+        _download(rctx, page_url, "index_page", what + ": reading the index page %s (check PIP_INDEX_URL or pip's index configuration, or pass --repo_env=PIP_INDEX_URL=URL)" % page_url, direct = rctx.attr.direct_download)
+        page = ["--index-page", str(rctx.path("index_page"))]
+    chosen = json.decode(_run_tool(rctx, "tools.python.select_wheels", page + [
+        "--local-wheels",
+        rctx.attr.local_wheels,
         "--page-url",
         page_url,
         "--requirement",
@@ -73,9 +80,11 @@ def _wheel_repository_impl(rctx):
         "--architecture",
         rctx.attr.architecture,
     ], what))
-    rctx.delete("index_page")
+    if page:
+        rctx.delete("index_page")
     for wheel in chosen:
-        _download(rctx, wheel["url"], "wheels/" + wheel["filename"], "%s: downloading %s" % (what, wheel["filename"]), wheel["sha256"])
+        direct = rctx.attr.direct_download or wheel["url"].startswith("file:")
+        _download(rctx, wheel["url"], "wheels/" + wheel["filename"], "%s: downloading %s" % (what, wheel["filename"]), wheel["sha256"], direct)
     rctx.file("BUILD.bazel", "\n".join([
         "filegroup(",
         "    name = \"wheels\",",
@@ -98,6 +107,8 @@ wheel_repository = repository_rule(
         "architecture": attr.string(mandatory = True, values = ["amd64", "arm64"]),
         "python_version": attr.string(mandatory = True),
         "index_url": attr.string(mandatory = True),
+        "local_wheels": attr.string(default = "[]", doc = "JSON: the lock's wheelhouse wheels (filename, path, sha256) with this requirement's hashes."),
+        "direct_download": attr.bool(default = True, doc = "False when Bazel's downloader cannot reach the index: python3 fetches."),
     },
 )
 
@@ -133,20 +144,37 @@ _lock_tag = tag_class(
     },
 )
 
+def _downloader_reaches(module_ctx, index_url):
+    """Whether Bazel's own downloader can read the index (one try, so a failure prints one warning, not one per file)."""
+    probe = module_ctx.download(url = index_url.rstrip("/") + "/pip/", output = "probe_index_page", allow_fail = True)
+    if probe.success:
+        module_ctx.delete("probe_index_page")
+        return True
+
+    # buildifier: disable=print
+    print("NOTE: Bazel's downloader cannot reach the Python package index (commonly its Java TLS stack does not trust a proxy's CA that this machine's CA bundle holds); the wheels are fetched with python3 (the machine's CA bundle, or PIP_CERT), checked against the lock's sha256, and stored in Bazel's repository cache as usual")
+    return False
+
 def _python_wheels_impl(module_ctx):
     index_url = _run_tool(module_ctx, "tools.python.index_url", [], "finding the Python package index").strip()
+    direct = None
     for module in module_ctx.modules:
         for lock in module.tags.lock:
-            requirements = json.decode(_run_tool(
-                module_ctx,
-                "tools.python.requirements_lock",
-                [str(module_ctx.path(lock.lock))],
-                "reading %s" % lock.lock,
-            ))
+            lock_path = module_ctx.path(lock.lock)
+            data = json.decode(_run_tool(module_ctx, "tools.python.requirements_lock", [str(lock_path)], "reading %s" % lock.lock))
+            if data["input"] and hasattr(module_ctx, "watch"):
+                # A changed requirements file re-runs this, and the stale check then fails the build.
+                module_ctx.watch(data["input"])
             wheels = {}
             for architecture in lock.architectures:
                 wheels[architecture] = []
-                for requirement in requirements:
+                for requirement in data["requirements"]:
+                    if requirement["machines"] and _MACHINES[architecture] not in requirement["machines"]:
+                        continue
+                    local = [wheel for wheel in data["wheelhouse"] if wheel["sha256"] in requirement["hashes"]]
+                    # Only the root module's locks are probed for: a dependency's examples are seldom fetched.
+                    if direct == None and module.is_root and len(local) < len(requirement["hashes"]):
+                        direct = _downloader_reaches(module_ctx, index_url)
                     name = _repository_name(lock.name, requirement["project"], architecture)
                     wheel_repository(
                         name = name,
@@ -159,6 +187,8 @@ def _python_wheels_impl(module_ctx):
                         architecture = architecture,
                         python_version = lock.python_version,
                         index_url = index_url,
+                        local_wheels = json.encode(local),
+                        direct_download = direct != False,
                     )
                     wheels[architecture].append(name)
             hub_repository(name = lock.name, wheels = wheels)

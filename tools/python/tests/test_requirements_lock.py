@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -39,7 +40,8 @@ MarkupSafe[extra] == 3.0.3 --hash=sha256:{B}  # trailing comment
         (f"orjson --hash=sha256:{A}\n", "orjson is not pinned to one version"),
         (f"orjson==3.1 --hash=md5:{A[:32]}\n", "hash algorithm md5 is not supported"),
         ("orjson==3.1 --hash=sha256:abc\n", "is not a sha256 hex digest"),
-        (f"orjson==3.1 ; python_version > '3' --hash=sha256:{A}\n", "orjson has an environment marker"),
+        (f"orjson==3.1 ; python_version > '3' --hash=sha256:{A}\n", "orjson has the environment marker \"python_version > '3'\""),
+        (f'orjson==3.1 ; platform_machine == "riscv" --hash=sha256:{A}\n', "the only marker it may hold"),
         (f"--index-url https://example.invalid/simple\norjson==3.1 --hash=sha256:{A}\n", "option --index-url is not supported"),
         (f"orjson==3.1 --hash=sha256:{A}\nORJSON==3.1 --hash=sha256:{B}\n", "ORJSON is already listed at line 1"),
         (f"https://example.invalid/x.whl --hash=sha256:{A}\n", "is not a requirement the rules can lock"),
@@ -60,10 +62,42 @@ def test_main_prints_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     lock = tmp_path / "requirements.lock"
     lock.write_text(f"orjson==3.11.5 --hash=sha256:{A}\n")
     assert requirements_lock.main([str(lock)]) == 0
-    assert json.loads(capsys.readouterr().out)[0]["hashes"] == [A]
+    assert json.loads(capsys.readouterr().out)["requirements"][0]["hashes"] == [A]
     lock.write_text("orjson==3.11.5\n")
     assert requirements_lock.main([str(lock)]) == 1
     assert "has no --hash" in capsys.readouterr().err
+
+
+def test_machine_markers_let_a_project_differ_per_architecture() -> None:
+    requirements = parse_lock(
+        f'pydantic==2.1 ; platform_machine == "x86_64" --hash=sha256:{A}\n'
+        f'pydantic==1.10 ; platform_machine == "aarch64" --hash=sha256:{B}\n'
+    )
+    assert [(r.version, r.machines) for r in requirements] == [("2.1", ("x86_64",)), ("1.10", ("aarch64",))]
+    with pytest.raises(LockError, match="already listed at line 1"):
+        parse_lock(f'a==2 ; platform_machine == "x86_64" --hash=sha256:{A}\na==1 --hash=sha256:{B}\n')
+
+
+def test_a_changed_input_makes_the_lock_stale_with_its_update_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "requirements.in"
+    source.write_text("orjson\n")
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    lock = tmp_path / "requirements.lock"
+    lock.write_text(f"# Written by tools/python/lock.py; do not edit. Update: tools/bazel run //app:requirements.update\n"
+                    f"# input: requirements.in sha256={digest}\n# wheelhouse: wheelhouse\n"
+                    f"orjson==3.11.5 --hash=sha256:{A}\n")
+    (tmp_path / "wheelhouse").mkdir()
+    (tmp_path / "wheelhouse" / "w-1-py3-none-any.whl").write_bytes(b"wheel")
+    assert requirements_lock.main([str(lock)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["input"] == str(source)
+    assert out["wheelhouse"] == [{"filename": "w-1-py3-none-any.whl", "path": str((tmp_path / "wheelhouse" / "w-1-py3-none-any.whl").resolve()),
+                                  "sha256": hashlib.sha256(b"wheel").hexdigest()}]
+    source.write_text("orjson\nfastapi\n")
+    assert requirements_lock.main([str(lock)]) == 1
+    error = capsys.readouterr().err
+    assert "requirements.lock is stale: requirements.in changed since it was locked" in error
+    assert error.rstrip().endswith("update it: tools/bazel run //app:requirements.update")
 
 
 if __name__ == "__main__":

@@ -13,14 +13,16 @@ def record_hash(data: bytes) -> str:
 
 
 def make_wheel(directory: Path, filename: str, files: dict[str, bytes], *, requires: tuple[str, ...] = (),
-               entry_points: str = "", corrupt: str = "", modes: dict[str, int] | None = None) -> Path:
+               entry_points: str = "", corrupt: str = "", modes: dict[str, int] | None = None,
+               extras: tuple[str, ...] = ()) -> Path:
     """A wheel named `filename` holding `files`, its .dist-info and a RECORD; `corrupt` names a file whose
     RECORD hash is wrong."""
     name, version = filename.split("-")[:2]
     dist_info = f"{name}-{version}.dist-info"
     contents = dict(files)
     contents[f"{dist_info}/METADATA"] = (
-        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(f"Requires-Dist: {r}\n" for r in requires)
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(f"Provides-Extra: {e}\n" for e in extras)
+        + "".join(f"Requires-Dist: {r}\n" for r in requires)
     ).encode()
     contents[f"{dist_info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\n"
     if entry_points:

@@ -1,0 +1,1 @@
+"""greeter: says hello, from its own repository's image."""

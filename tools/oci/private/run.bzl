@@ -1,0 +1,58 @@
+"""oci_run: `bazel run` runs an image in a container engine, the one DOCKER_HOST names or a private one."""
+
+load("//tools/private:docs.bzl", "rule_doc")
+load("//tools/private:launcher.bzl", "expand_launcher", "launcher_attr")
+
+_DOC = rule_doc(
+    summary = """Runs an image: `bazel run` loads it into an engine and `docker run`s it with your arguments.""",
+    behavior = """
+Building the target writes the image as a docker-archive (as oci_load does). Running it (tools/oci/run.py)
+uses the engine DOCKER_HOST names, else starts the private dockerd the structure tests use (root, in the
+build root; an image of another architecture runs under qemu there) and stops it afterwards. The
+container's exit status is the run's. The private engine's containers have no network.
+""",
+    usage = """
+Arguments after `--` go to the container, e.g. `tools/bazel run //python:3.13_run -- -c 'print(1)'`.
+""",
+    examples = """
+```starlark
+oci_run(
+    name = "image_run",
+    image = ":image_amd64",
+)
+```
+""",
+)
+
+def _oci_run_impl(ctx):
+    tag = ctx.attr.tag or "bazel-run/%s:%s" % (ctx.label.package.replace("/", "-").strip("-").lower() or "root", ctx.label.name.lower())
+    archive = ctx.actions.declare_file(ctx.label.name + ".tar")
+    args = ctx.actions.args()
+    args.add("--layout", ctx.file.image.path)
+    args.add("--output", archive)
+    args.add("--tag", tag)
+    ctx.actions.run(
+        executable = ctx.executable._docker_archive,
+        arguments = [args],
+        inputs = [ctx.file.image],
+        outputs = [archive],
+        mnemonic = "DockerArchive",
+        progress_message = "Writing docker-archive %{output}",
+    )
+    arguments = ["--archive", archive.short_path, "--layout", ctx.file.image.short_path, "--tag", tag]
+    launcher = expand_launcher(ctx, {"{{run}}": [ctx.executable._run.short_path], "{{arguments}}": arguments})
+    runfiles = ctx.runfiles(files = [archive, ctx.file.image]).merge(ctx.attr._run[DefaultInfo].default_runfiles)
+    return [DefaultInfo(executable = launcher, runfiles = runfiles)]
+
+oci_run = rule(
+    implementation = _oci_run_impl,
+    executable = True,
+    doc = _DOC,
+    attrs = {
+        "image": attr.label(mandatory = True, allow_single_file = True, doc = "An oci_image (one platform)."),
+        "tag": attr.string(doc = "The name it is loaded as; default bazel-run/<package>:<name>."),
+        "_docker_archive": attr.label(default = "//tools/oci:docker_archive", executable = True, cfg = "exec"),
+        "_launcher": launcher_attr("//tools/oci/private:run.sh.tpl"),
+        "_run": attr.label(default = "//tools/oci:run", executable = True, cfg = "target"),
+    },
+)
