@@ -27,12 +27,13 @@ oci_load(
 """,
 )
 
-def _oci_load_impl(ctx):
+def docker_archive(ctx, tags):
+    """Writes NAME.tar, the docker-archive of ctx.file.image loaded as `tags`, with ctx.executable._docker_archive."""
     archive = ctx.actions.declare_file(ctx.label.name + ".tar")
     args = ctx.actions.args()
     args.add("--layout", ctx.file.image.path)
     args.add("--output", archive)
-    for tag in ctx.attr.repo_tags:
+    for tag in tags:
         args.add("--tag", tag)
     ctx.actions.run(
         executable = ctx.executable._docker_archive,
@@ -42,6 +43,10 @@ def _oci_load_impl(ctx):
         mnemonic = "DockerArchive",
         progress_message = "Writing docker-archive %{output}",
     )
+    return archive
+
+def _oci_load_impl(ctx):
+    archive = docker_archive(ctx, ctx.attr.repo_tags)
     launcher = expand_launcher(ctx, {"{{archive}}": [archive.short_path]})
     return [DefaultInfo(executable = launcher, runfiles = ctx.runfiles(files = [archive]), files = depset([archive]))]
 

@@ -1,5 +1,6 @@
 """oci_run: `bazel run` runs an image in a container engine, the one DOCKER_HOST names or a private one."""
 
+load(":load.bzl", "docker_archive")
 load("//tools/private:docs.bzl", "rule_doc")
 load("//tools/private:launcher.bzl", "expand_launcher", "launcher_attr")
 
@@ -26,19 +27,7 @@ oci_run(
 
 def _oci_run_impl(ctx):
     tag = ctx.attr.tag or "bazel-run/%s:%s" % (ctx.label.package.replace("/", "-").strip("-").lower() or "root", ctx.label.name.lower())
-    archive = ctx.actions.declare_file(ctx.label.name + ".tar")
-    args = ctx.actions.args()
-    args.add("--layout", ctx.file.image.path)
-    args.add("--output", archive)
-    args.add("--tag", tag)
-    ctx.actions.run(
-        executable = ctx.executable._docker_archive,
-        arguments = [args],
-        inputs = [ctx.file.image],
-        outputs = [archive],
-        mnemonic = "DockerArchive",
-        progress_message = "Writing docker-archive %{output}",
-    )
+    archive = docker_archive(ctx, [tag])
     arguments = ["--archive", archive.short_path, "--layout", ctx.file.image.short_path, "--tag", tag]
     launcher = expand_launcher(ctx, {"{{run}}": [ctx.executable._run.short_path], "{{arguments}}": arguments})
     runfiles = ctx.runfiles(files = [archive, ctx.file.image]).merge(ctx.attr._run[DefaultInfo].default_runfiles)
