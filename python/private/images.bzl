@@ -256,9 +256,9 @@ def _variant_image(version, config, arch, variant, shared):
         tags = ["no-sandbox", "requires-engine"],
     )
 
-def _locked_python_version(config):
+def _locked_python_version(version, config):
     """The Python patch version the release's lock pins (the same in every architecture of one lock)."""
-    packages = RELEASES[config.distribution].packages[config.archs[0]]
+    packages = _release(version, config).packages[config.archs[0]]
     return upstream_version(packages[config.python + "-minimal"]["version"])
 
 def image_tags():
@@ -270,8 +270,8 @@ def image_tags():
             variant,
             config.experimental,
             newest,
-            _locked_python_version(config),
-            RELEASES[config.distribution].archive_state,
+            _locked_python_version(version, config),
+            _release(version, config).archive_state,
         )
         for version, config in PYTHONS.items()
         for variant in VARIANTS
@@ -286,7 +286,7 @@ def push_tags():
     marked = {}
     for version, config in PYTHONS.items():
         dated = {
-            dated_tag(_locked_python_version(config), archive_date(RELEASES[config.distribution].archive_state), variant, config.experimental): True
+            dated_tag(_locked_python_version(version, config), archive_date(_release(version, config).archive_state), variant, config.experimental): True
             for variant in VARIANTS
         }
         for variant in VARIANTS:
