@@ -44,8 +44,10 @@ def main() -> int:
     scratch = Path(os.environ["TEST_TMPDIR"])
     copy = scratch / "own_repository"
     shutil.copytree(fixture, copy, symlinks=True, ignore=shutil.ignore_patterns("bazel-*", "requirements.lock", "wheelhouse"))
+    # A copy, not a link to the checkout: Bazel's sandbox hides /tmp, where a CI checkout may well live.
     (copy / "third_party/distroless-python").unlink()
-    (copy / "third_party/distroless-python").symlink_to(workspace)
+    shutil.copytree(workspace, copy / "third_party/distroless-python", symlinks=True,
+                    ignore=shutil.ignore_patterns(".git", "bazel-*", "__pycache__", "user.bazelrc"))
     with NestedBazel(copy, scratch, "own") as bazel:
         locked = bazel.run("run", "//:requirements.update")
         assert locked.returncode == 0, f"the lock failed (exit {locked.returncode})"
