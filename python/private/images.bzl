@@ -283,6 +283,7 @@ IMMUTABLE = "!"
 
 def push_tags():
     """image_tags() as the push rules take them: the dated tag of each index marked IMMUTABLE."""
+    tags = image_tags()
     marked = {}
     for version, config in PYTHONS.items():
         dated = {
@@ -291,7 +292,7 @@ def push_tags():
         }
         for variant in VARIANTS:
             target = "//python:" + version + variant
-            marked[target] = [tag + IMMUTABLE if tag in dated else tag for tag in image_tags()[target]]
+            marked[target] = [tag + IMMUTABLE if tag in dated else tag for tag in tags[target]]
     return marked
 
 def release_indexes():
@@ -317,6 +318,7 @@ def image_sboms():
 def python_images():
     """Every image in PYTHONS, in every architecture and variant."""
     base_files_layer(name = "base_files")
+    pushed = push_tags()
     for version, config in PYTHONS.items():
         shared = {arch: _layers(version, config, arch) for arch in config.archs}
         for variant in VARIANTS:
@@ -336,7 +338,7 @@ def python_images():
             oci_push(
                 name = version + variant + "_push",
                 image = version + variant,
-                remote_tags = push_tags()["//python:" + version + variant],
+                remote_tags = pushed["//python:" + version + variant],
                 attest_images = [target_name(version, arch, variant) for arch in config.archs],
                 sboms = [target_name(version, arch, variant) + "_sbom" for arch in config.archs],
                 provenances = [target_name(version, arch, variant) + "_provenance" for arch in config.archs],
