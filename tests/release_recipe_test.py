@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import filecmp
 import fnmatch
+import json
 import os
 import re
 import shutil
@@ -67,6 +68,24 @@ def edited_files(original: Path, copy: Path) -> list[str]:
     return edited
 
 
+# What a user runs, stopped after analysis: the failures below all happen while loading.
+USER_BUILD = ("build", "--nobuild", "//python:3.13")
+
+
+def remove_entry(workspace: Path, version: str) -> None:
+    """Takes back an entry add_entry made."""
+    config = workspace / CONFIG
+    lines = [line for line in config.read_text().splitlines(keepends=True) if not line.startswith(f'    "{version}": ')]
+    config.write_text("".join(lines))
+
+
+def assert_one_error(output: str, case: str) -> None:
+    """The failure is its one message: no follow-on errors about targets the failed package never defined."""
+    errors = [line for line in output.splitlines() if line.startswith("ERROR:")]
+    noise = [line for line in errors if "no such target" in line or "no such package" in line]
+    assert not noise, f"{case}: the message comes with follow-on noise: {noise}"
+
+
 def query_targets(bazel: NestedBazel, version: str) -> set[str]:
     result = bazel.run("query", f"attr(name, '^{re.escape(version)}[-_.]|^{re.escape(version)}$', //python:all)",
                        "--output=label")
@@ -110,12 +129,37 @@ def test_release_recipe(workspace: Path) -> None:
 
         # 3. An entry naming a release nobody locked fails with what to do.
         add_entry(workspace, '"9.97": _python("nosuchrelease", "3.13", merged_usr = True)')
-        failed = bazel.run("query", "//python:all")
+        failed = bazel.run(*USER_BUILD)
         assert failed.returncode != 0, "an entry naming a release without a lock must fail"
         assert "9.97 names Debian release 'nosuchrelease', but debian_packages/nosuchrelease/lock.json does not exist" \
             in failed.output, "the failure does not name the missing lock"
         assert "tools/bazel run //debian_packages:update" in failed.output
-    print(f"checked: {len(EXPECTED_SUFFIXES)} targets for each of 2 new entries, 1 clear failure", file=sys.stderr)
+        assert_one_error(failed.output, "an entry naming a release without a lock")
+        remove_entry(workspace, "9.97")
+
+        # 4. A package deleted from a lock: the lock is named as the broken file, with restore or re-lock.
+        lock = release / "lock.json"
+        doc = json.loads(lock.read_text())
+        doc["packages"] = [p for p in doc["packages"] if not (p["name"] == "libc6" and p["arch"] == "arm64")]
+        lock.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        broken = bazel.run(*USER_BUILD)
+        assert broken.returncode != 0, "a lock missing libc6 (arm64) must fail"
+        where = "debian_packages/throwaway/lock.json"
+        for text in (f"{where} is not a complete lock: it has no entry for libc6 (arm64, group 'system')",
+                     "a dependency of", f"git checkout -- {where}", "tools/bazel run //debian_packages:update"):
+            assert text in broken.output, f"the failure for a package deleted from a lock lacks {text!r}"
+        assert "add it to the manifest" not in broken.output, "the manifest is not the broken file"
+        assert_one_error(broken.output, "a package deleted from a lock")
+        shutil.copy(original / "debian_packages/trixie/lock.json", lock)
+
+        # 5. An entry whose architectures the lock does not have names the lock and the fix, not a missing key.
+        add_entry(workspace, '"9.96": _python("throwaway", "3.13", merged_usr = True, archs = ["s390x"])')
+        mismatch = bazel.run(*USER_BUILD)
+        assert mismatch.returncode != 0, "an entry for an architecture the lock lacks must fail"
+        assert f"9.96 builds s390x images from {where}, but that lock has no packages for s390x" in mismatch.output, \
+            "the failure does not name the entry, the lock and the missing architecture"
+        assert_one_error(mismatch.output, "an architecture the lock lacks")
+    print(f"checked: {len(EXPECTED_SUFFIXES)} targets for each of 2 new entries, 3 clear failures", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,31 @@ def _release(version, config):
             ", ".join(sorted(RELEASES)),
             config.distribution,
         ))
+    _check_contract(version, config, release)
     return release
+
+# The manifest groups the image matrix builds every variant from (README, "What is inside, and why").
+REQUIRED_GROUPS = ["system", "python", "debug", "dev"]
+
+def _check_contract(version, config, release):
+    """Fails with one message naming the lock when the release lacks what this entry's images need."""
+    problems = []
+    missing_groups = [group for group in REQUIRED_GROUPS if group not in release.groups]
+    if missing_groups:
+        problems.append("no package group %s (the images need the groups %s)" % (", ".join(missing_groups), ", ".join(REQUIRED_GROUPS)))
+    for arch in config.archs:
+        packages = release.packages.get(arch)
+        if packages == None:
+            problems.append("no packages for %s (it has %s)" % (arch, ", ".join(sorted(release.packages)) or "none"))
+        elif config.python + "-minimal" not in packages:
+            problems.append("no %s-minimal for %s, the package the Python version is read from" % (config.python, arch))
+    if problems:
+        fail("python/config.bzl: %s builds %s images from %s, but that lock has %s. Name the release's architectures and groups in its manifest.yaml and re-lock it with `tools/bazel run //debian_packages:update`, or change the entry." % (
+            version,
+            ", ".join(config.archs),
+            release.lock,
+            "; ".join(problems),
+        ))
 
 def _package_tests(name, packages):
     """Structure tests, as JSON (which is YAML), that every installed package is visible to scanners."""
@@ -314,6 +338,10 @@ def image_sboms():
         for variant in VARIANTS
         for arch in config.archs
     }
+
+# Every entry's release, checked while this file loads: a bad entry or lock then fails as this module's one
+# error, before any BUILD file that uses it declares a target (which would add "no such target" errors).
+_RELEASES = {version: _release(version, config) for version, config in PYTHONS.items()}
 
 def python_images():
     """Every image in PYTHONS, in every architecture and variant."""

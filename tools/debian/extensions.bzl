@@ -52,6 +52,7 @@ def _read_lock(module_ctx, lock, where, lock_format):
                 where,
                 UPDATE_COMMAND,
             ))
+    _check_closure(doc, where)
     manifest = lock.dirname.get_child("manifest.yaml")
     manifest_where = where.rsplit("/", 1)[0] + "/manifest.yaml"
     if not manifest.exists:
@@ -72,6 +73,29 @@ def _read_lock(module_ctx, lock, where, lock_format):
             UPDATE_COMMAND,
         ))
     return doc
+
+def _check_closure(doc, where):
+    """Fails, naming every gap at once, when a group's package or a dependency has no entry for an architecture.
+
+    A lock written by the update command is closed; a gap means the file was edited or damaged, so the fix is
+    the lock (restore or re-lock), not the manifest, which still names the package.
+    """
+    names = {}
+    for package in doc["packages"]:
+        names.setdefault(package["arch"], {})[package["name"]] = package
+    gaps = []
+    for arch, packages in sorted(names.items()):
+        for group, members in sorted(doc.get("groups", {}).items()):
+            gaps.extend(["%s (%s, group '%s')" % (name, arch, group) for name in members if name not in packages])
+        for name, package in sorted(packages.items()):
+            gaps.extend(["%s (%s, a dependency of %s)" % (dep, arch, name) for dep in package["depends"] if dep not in packages])
+    if gaps:
+        fail("%s is not a complete lock: it has no entry for %s. The lock was edited or damaged since the update command wrote it; restore it with `git checkout -- %s`, or re-lock it with `%s`." % (
+            where,
+            ", ".join(gaps),
+            where,
+            UPDATE_COMMAND,
+        ))
 
 def _snapshots(sources):
     """archive -> the snapshot timestamp its files are certain to be under ("" when resolved live)."""
