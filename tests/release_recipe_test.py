@@ -111,7 +111,7 @@ def test_release_recipe(workspace: Path) -> None:
     scratch = Path(os.environ.get("TEST_TMPDIR", workspace.parent))
     with NestedBazel(workspace, scratch, "recipe") as bazel:
         # 1. One entry naming an existing lock.
-        add_entry(workspace, '"9.98": _python("trixie", "3.13", merged_usr = True)')
+        add_entry(workspace, '"9.98": _python("trixie", "3.13")')
         assert_image_targets(query_targets(bazel, "9.98"), "9.98")
 
         # 2. A new release: its manifest and lock (copies of trixie's), and one entry.
@@ -119,7 +119,7 @@ def test_release_recipe(workspace: Path) -> None:
         release.mkdir()
         for name in ("manifest.yaml", "lock.json"):
             shutil.copy(original / "debian_packages/trixie" / name, release / name)
-        add_entry(workspace, '"9.99": _python("throwaway", "3.13", merged_usr = True)')
+        add_entry(workspace, '"9.99": _python("throwaway", "3.13")')
         assert_image_targets(query_targets(bazel, "9.99"), "9.99")
         deb = bazel.run("query", "@debian_releases//throwaway/arm64:libc6")
         assert deb.returncode == 0, "the hub has no alias for the new release's libc6 (arm64); output above"
@@ -128,7 +128,7 @@ def test_release_recipe(workspace: Path) -> None:
         assert edited == [CONFIG], f"the recipe must edit only {CONFIG}; edited: {edited}"
 
         # 3. An entry naming a release nobody locked fails with what to do.
-        add_entry(workspace, '"9.97": _python("nosuchrelease", "3.13", merged_usr = True)')
+        add_entry(workspace, '"9.97": _python("nosuchrelease", "3.13")')
         failed = bazel.run(*USER_BUILD)
         assert failed.returncode != 0, "an entry naming a release without a lock must fail"
         assert "9.97 names Debian release 'nosuchrelease', but debian_packages/nosuchrelease/lock.json does not exist" \
@@ -152,13 +152,15 @@ def test_release_recipe(workspace: Path) -> None:
         assert_one_error(broken.output, "a package deleted from a lock")
         shutil.copy(original / "debian_packages/trixie/lock.json", lock)
 
-        # 5. An entry whose architectures the lock does not have names the lock and the fix, not a missing key.
-        add_entry(workspace, '"9.96": _python("throwaway", "3.13", merged_usr = True, archs = ["s390x"])')
+        # 5. A release without a group the image matrix needs names the entry, the lock and the group.
+        doc = json.loads(lock.read_text())
+        del doc["groups"]["dev"]
+        lock.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
         mismatch = bazel.run(*USER_BUILD)
-        assert mismatch.returncode != 0, "an entry for an architecture the lock lacks must fail"
-        assert f"9.96 builds s390x images from {where}, but that lock has no packages for s390x" in mismatch.output, \
-            "the failure does not name the entry, the lock and the missing architecture"
-        assert_one_error(mismatch.output, "an architecture the lock lacks")
+        assert mismatch.returncode != 0, "a lock without the group 'dev' must fail"
+        assert f"9.99 builds amd64, arm64, riscv64 images from {where}, but that lock has no package group dev" \
+            in mismatch.output, "the failure does not name the entry, the lock and the missing group"
+        assert_one_error(mismatch.output, "a lock without a group the images need")
     print(f"checked: {len(EXPECTED_SUFFIXES)} targets for each of 2 new entries, 3 clear failures", file=sys.stderr)
 
 

@@ -56,7 +56,7 @@ def _debs(packages, names):
 
 def tag(version, variant):
     """The tag :push gives an image: 3.9-nonroot, or 3.14-experimental-debug for an experimental version."""
-    return _tag(version, variant, PYTHONS[version].experimental)
+    return _tag(version, variant, IMAGES[version].experimental)
 
 def _release(version, config):
     """The lock of the release an entry of PYTHONS names, or a clear failure when it has none."""
@@ -81,7 +81,7 @@ def _check_contract(version, config, release):
     missing_groups = [group for group in REQUIRED_GROUPS if group not in release.groups]
     if missing_groups:
         problems.append("no package group %s (the images need the groups %s)" % (", ".join(missing_groups), ", ".join(REQUIRED_GROUPS)))
-    for arch in config.archs:
+    for arch in release.archs:
         packages = release.packages.get(arch)
         if packages == None:
             problems.append("no packages for %s (it has %s)" % (arch, ", ".join(sorted(release.packages)) or "none"))
@@ -90,7 +90,7 @@ def _check_contract(version, config, release):
     if problems:
         fail("python/config.bzl: %s builds %s images from %s, but that lock has %s. Name the release's architectures and groups in its manifest.yaml and re-lock it with `tools/bazel run //debian_packages:update`, or change the entry." % (
             version,
-            ", ".join(config.archs),
+            ", ".join(release.archs),
             release.lock,
             "; ".join(problems),
         ))
@@ -155,7 +155,7 @@ def _grouped_baseline(prefix, packages, groups, config):
 
 def _layers(version, config, arch):
     """The layers every variant of one version and architecture shares; returns their labels."""
-    release = _release(version, config)
+    release = config.release
     packages = release.packages[arch]
     prefix = "%s_%s" % (version, arch)
     groups = release.groups
@@ -282,12 +282,12 @@ def _variant_image(version, config, arch, variant, shared):
 
 def _locked_python_version(version, config):
     """The Python patch version the release's lock pins (the same in every architecture of one lock)."""
-    packages = _release(version, config).packages[config.archs[0]]
+    packages = config.release.packages[config.archs[0]]
     return upstream_version(packages[config.python + "-minimal"]["version"])
 
 def image_tags():
     """Index target -> the tags :push gives it (naming.bzl's tags); `latest...` go to the newest stable version."""
-    newest = newest_stable(PYTHONS)
+    newest = newest_stable(IMAGES)
     return {
         "//python:" + version + variant: tags(
             version,
@@ -295,9 +295,9 @@ def image_tags():
             config.experimental,
             newest,
             _locked_python_version(version, config),
-            _release(version, config).archive_state,
+            config.release.archive_state,
         )
-        for version, config in PYTHONS.items()
+        for version, config in IMAGES.items()
         for variant in VARIANTS
     }
 
@@ -309,9 +309,9 @@ def push_tags():
     """image_tags() as the push rules take them: the dated tag of each index marked IMMUTABLE."""
     tags = image_tags()
     marked = {}
-    for version, config in PYTHONS.items():
+    for version, config in IMAGES.items():
         dated = {
-            dated_tag(_locked_python_version(version, config), archive_date(_release(version, config).archive_state), variant, config.experimental): True
+            dated_tag(_locked_python_version(version, config), archive_date(config.release.archive_state), variant, config.experimental): True
             for variant in VARIANTS
         }
         for variant in VARIANTS:
@@ -326,7 +326,7 @@ def release_indexes():
             "//python:" + target_name(version, arch, variant) + "_test"
             for arch in config.archs
         ]))
-        for version, config in PYTHONS.items()
+        for version, config in IMAGES.items()
         for variant in VARIANTS
     ]
 
@@ -334,20 +334,34 @@ def image_sboms():
     """Per-architecture image target -> its SBOM target, for every image (the push test compares them)."""
     return {
         "//python:" + target_name(version, arch, variant): "//python:" + target_name(version, arch, variant) + "_sbom"
-        for version, config in PYTHONS.items()
+        for version, config in IMAGES.items()
         for variant in VARIANTS
         for arch in config.archs
     }
 
-# Every entry's release, checked while this file loads: a bad entry or lock then fails as this module's one
-# error, before any BUILD file that uses it declares a target (which would add "no such target" errors).
-_RELEASES = {version: _release(version, config) for version, config in PYTHONS.items()}
+def _entry(version, config):
+    """An entry of PYTHONS with what its release declares: its archs and whether it is merged_usr."""
+    release = _release(version, config)
+    return struct(
+        distribution = config.distribution,
+        python = config.python,
+        experimental = config.experimental,
+        pruned = config.pruned,
+        archs = release.archs,
+        merged_usr = release.merged_usr,
+        release = release,
+    )
+
+# Every entry with its release, checked while this file loads: a bad entry or lock then fails as this
+# module's one error, before any BUILD file that uses it declares a target (which would add "no such target"
+# errors). Version -> struct(distribution, python, experimental, pruned, archs, merged_usr, release).
+IMAGES = {version: _entry(version, config) for version, config in PYTHONS.items()}
 
 def python_images():
     """Every image in PYTHONS, in every architecture and variant."""
     base_files_layer(name = "base_files")
     pushed = push_tags()
-    for version, config in PYTHONS.items():
+    for version, config in IMAGES.items():
         shared = {arch: _layers(version, config, arch) for arch in config.archs}
         for variant in VARIANTS:
             for arch in config.archs:

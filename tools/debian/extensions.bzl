@@ -9,7 +9,7 @@ beside its `manifest.yaml`) is a release, named after the subdirectory: adding o
 MODULE.bazel. `@debian_releases//:releases.bzl` holds them all as Starlark data, `RELEASES[release]`, a struct
 with `packages` (`[arch][name]`, each with its `version`, `depends`, `deb` label, and the Debian `source`
 package it is built from with that source's `source_version`), `groups` (the manifest's
-package groups) and `archive_state` (the date of the archive state it was resolved from), and `lock`, the
+package groups), `archs` and `merged_usr` (the release's, from its manifest) and `archive_state` (the date of the archive state it was resolved from), and `lock`, the
 lock's path in the workspace. `@debian_releases//<release>/<arch>:<name>` is the downloaded .deb.
 
 Each lock is checked when the extension loads it: its format version must be the one this checkout
@@ -40,6 +40,16 @@ def _read_lock(module_ctx, lock, where, lock_format):
             where,
             doc.get("version"),
             lock_format["version"],
+            UPDATE_COMMAND,
+        ))
+    missing = [field for field in lock_format["fields"] if field not in doc]
+    for source in doc["sources"]:
+        missing.extend(["sources[].%s" % field for field in lock_format["source_fields"] if field not in source])
+    if missing:
+        fail("%s is not a complete lock: it lacks %s. Restore it with `git checkout -- %s`, or re-lock it with `%s`." % (
+            where,
+            ", ".join(missing),
+            where,
             UPDATE_COMMAND,
         ))
     for package in doc["packages"]:
@@ -98,11 +108,10 @@ def _check_closure(doc, where):
         ))
 
 def _snapshots(sources):
-    """archive -> the snapshot timestamp its files are certain to be under ("" when resolved live)."""
+    """archive -> the snapshot timestamps to try, in order, for its files (every suite's, oldest first)."""
     snapshots = {}
     for source in sources:
-        if source.get("snapshot") and not snapshots.get(source["archive"]):
-            snapshots[source["archive"]] = source["snapshot"]
+        snapshots[source["archive"]] = sorted({t: True for t in snapshots.get(source["archive"], []) + source["snapshots"]}.keys())
     return snapshots
 
 def _probes(sources):
@@ -149,11 +158,13 @@ def _debian_impl(module_ctx):
                         sha256 = package["sha256"],
                         package = "%s %s (%s)" % (package["name"], package["version"], package["arch"]),
                         lock = where,
-                        snapshot = snapshots.get(package["archive"], ""),
+                        snapshots = snapshots.get(package["archive"], []),
                         probe = probes.get(package["archive"], ""),
                     )
                 releases[release] = {
                     "archive_state": max([source["snapshot"] or source["date"] for source in doc["sources"]]),
+                    "archs": doc["archs"],
+                    "merged_usr": doc["merged_usr"],
                     "groups": doc.get("groups", {}),
                     "lock": where,
                     "packages": doc["packages"],

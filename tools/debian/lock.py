@@ -9,8 +9,9 @@ With DEBIAN_SNAPSHOT_MIRROR set, every archive is read from that snapshot servic
 (`<base>/archive/<archive>/<timestamp>/`, Debian's snapshot layout) instead of the live mirror, and the lock
 records that timestamp: its files are then certain to be in the snapshot at that time, so builds can fall
 back to it when the live mirror drops them. A lock resolved from the live mirror records each suite's
-Release `Date` only, since a snapshot service imports an archive some hours after the Release it publishes
-and the Date alone does not name a snapshot that holds every file.
+Release `Date` and, since a snapshot service imports an archive some hours after the Release it publishes
+(and resolves a timestamp to its last import at or before it), the few timestamps after that Date that a
+build tries in turn (SNAPSHOT_DELAYS): the first import after the Release is the one that surely holds it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import urllib.error
 import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -58,7 +59,13 @@ FETCH_ATTEMPTS = 3
 RETRY_DELAY_S = 2.0
 # Preferred first: xz is the smallest index every current Debian suite publishes.
 INDEX_COMPRESSIONS = ((".xz", "xz"), (".gz", "gzip"))  # suffix, tarball.decompress's name
-MANIFEST_KEYS = ("sources", "archs", "groups", "packages", "exclude")
+MANIFEST_KEYS = ("sources", "archs", "merged_usr", "groups", "packages", "exclude")
+# For a suite resolved from a live mirror: how long after its Release's Date the snapshot timestamps the
+# build tries lie, in order. Debian's snapshot service imports the archive four times a day and an import
+# lands hours after the Release it holds, so the first import after the Date is at most about six hours
+# away; the later ones cover a delayed import. A timestamp resolving to an import from before the Release
+# lacks its new files (a 404), and the build then tries the next.
+SNAPSHOT_DELAYS_H = (6, 12, 24, 48)
 # Only the fields the resolver and the lockfile use are kept from the (large) Packages indices.
 INDEX_FIELDS = ["Package", "Source", "Version", "Filename", "SHA256", "Size", "Pre-Depends", "Depends", "Provides"]
 # A Packages paragraph's Source: "name" or "name (version)", the latter when the source's version differs.
@@ -103,6 +110,7 @@ class Manifest:
     packages: tuple[str, ...]  # every package the groups name, or the plain `packages` list
     excludes: dict[str, str]  # package name -> why it is left out
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # group name -> its packages
+    merged_usr: bool = False  # /bin, /sbin and /lib* are symlinks into /usr (bookworm and later)
 
     def group_of(self, package: str) -> str:
         return next((name for name, members in self.groups.items() if package in members), "packages")
@@ -134,6 +142,7 @@ def load_manifest(path: Path) -> Manifest:
         packages=_requested(path, doc, groups),
         excludes=_parse_excludes(path, doc.get("exclude", [])),
         groups=groups,
+        merged_usr=_merged_usr(path, doc.get("merged_usr", False)),
     )
     both = sorted(set(manifest.packages) & set(manifest.excludes))
     if both:
@@ -154,6 +163,14 @@ def _parse_groups(path: Path, groups: object) -> dict[str, tuple[str, ...]]:
     if not isinstance(groups, dict) or not all(isinstance(name, str) and name for name in groups):
         raise LockError(f"{path}: 'groups' must map each group's name to a non-empty list of packages")
     return {name: _string_list(path, f"groups.{name}", members) for name, members in groups.items()}
+
+
+def _merged_usr(path: Path, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise LockError(f"{path}: 'merged_usr' must be true or false: whether the release is merged-/usr "
+                        "(/bin, /sbin and /lib* symlinks into /usr; Debian 12 bookworm and later), which the "
+                        "image layers follow")
+    return value
 
 
 def _string_list(path: Path, key: str, value: object) -> tuple[str, ...]:
@@ -760,6 +777,8 @@ def build_lock(manifest: Manifest, reader: ArchiveReader) -> dict[str, Any]:
     return {
         "version": LOCK_FORMAT_VERSION,
         "manifest_sha256": manifest.sha256,
+        "archs": list(manifest.archs),
+        "merged_usr": manifest.merged_usr,
         "groups": {name: sorted(members) for name, members in manifest.groups.items()},
         "sources": [source_entry(source, reader.release(source)) for source in manifest.sources],
         "packages": sorted(packages, key=lambda p: (p["arch"], p["name"])),
@@ -773,7 +792,17 @@ def source_entry(source: Source, release: ReleaseInfo) -> dict[str, Any]:
         "components": list(source.components),
         "date": release.date,
         "snapshot": release.snapshot,
+        "snapshots": snapshot_times(release.date, release.snapshot),
     }
+
+
+def snapshot_times(date: str, snapshot: str | None) -> list[str]:
+    """The snapshot timestamps a build tries, in order, for files of a suite the mirror no longer serves: the
+    one it was read at, or a few after its Release `date` when it was read from a live mirror."""
+    if snapshot:
+        return [snapshot]
+    published = datetime.strptime(date, TIMESTAMP_FORMAT).replace(tzinfo=timezone.utc)
+    return [snapshot_timestamp(published + timedelta(hours=hours)) for hours in SNAPSHOT_DELAYS_H]
 
 
 def lock_text(lock: dict[str, Any]) -> str:

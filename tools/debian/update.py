@@ -105,6 +105,22 @@ def lock_is_current(old: dict[str, Any], new: dict[str, Any]) -> bool:
     return pins(old) == pins(new) and not gains_snapshot
 
 
+def keep_archive_dates(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """`new` with the Release dates of `old`'s suites, for a lock rewritten with the same packages.
+
+    The packages were resolved at those dates, so the archive state (and every image's digest, which records
+    it) stays what it was, and the snapshot times derived from the dates still name imports holding the files.
+    """
+    dates = {(s.get("archive"), s.get("suite")): (s.get("date"), s.get("snapshot")) for s in old.get("sources", [])}
+    sources = []
+    for source in new["sources"]:
+        date, snapshot = dates.get((source["archive"], source["suite"]), (None, None))
+        if date:
+            source = {**source, "date": date, "snapshot": snapshot, "snapshots": lock.snapshot_times(date, snapshot)}
+        sources.append(source)
+    return {**new, "sources": sources}
+
+
 def diff_versions(scope: str, old: dict[tuple[str, str], str], new: dict[tuple[str, str], str]) -> list[Change]:
     """Changes per package, with the architectures that share the same old -> new grouped in one row."""
     grouped: dict[tuple[str, str | None, str | None], list[str]] = {}
@@ -128,8 +144,10 @@ def update_locks(directory: Path, reader: lock.ArchiveReader, update: Update) ->
         if lock_is_current(old, new):
             log(f"{release}: unchanged")
             continue
-        update.writes[lock_path] = lock.lock_text(new).encode()
         changes = diff_versions(release, lock_versions(old), lock_versions(new))
+        if not changes:
+            new = keep_archive_dates(old, new)
+        update.writes[lock_path] = lock.lock_text(new).encode()
         update.changes.extend(changes)
         for package in new["packages"]:
             update.refs.setdefault((release, package["name"]), DebRef(

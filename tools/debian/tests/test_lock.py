@@ -319,9 +319,14 @@ def test_lock_format(locker: Locker, tmp_path: Path) -> None:
     text = (tmp_path / "lock.json").read_text()
     doc = json.loads(text)
     assert text == json.dumps(doc, indent=2, sort_keys=True) + "\n"
-    assert doc["version"] == lock.LOCK_FORMAT_VERSION == 3
-    # Resolved from the live mirror: each suite's Release date, and no snapshot.
-    assert doc["sources"] == [{**source, "date": "20261114T081234Z", "snapshot": None} for source in SOURCES]
+    assert doc["version"] == lock.LOCK_FORMAT_VERSION == 4
+    assert set(doc) == set(lock.LOCK_FORMAT["fields"])
+    assert (doc["archs"], doc["merged_usr"]) == (list(ARCHS), False)
+    # Resolved from the live mirror: each suite's Release date, no snapshot, and the snapshot times after the
+    # date that a build tries in turn (an import lands hours after the Release).
+    assert doc["sources"] == [{**source, "date": "20261114T081234Z", "snapshot": None, "snapshots": [
+        "20261114T141234Z", "20261114T201234Z", "20261115T081234Z", "20261116T081234Z"]} for source in SOURCES]
+    assert set(doc["sources"][0]) == set(lock.LOCK_FORMAT["source_fields"])
     assert doc["manifest_sha256"] == hashlib.sha256((tmp_path / "manifest.yaml").read_bytes()).hexdigest()
     assert [(p["arch"], p["name"]) for p in doc["packages"]] == [
         ("amd64", "libc6"), ("amd64", "libgcc-s1"), ("arm64", "libc6"), ("arm64", "libgcc-s1"),

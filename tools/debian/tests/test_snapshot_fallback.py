@@ -40,6 +40,8 @@ RELEASE_DATE = "Fri, 20 Nov 2026 05:00:00 UTC"
 # Every file in the .debs gets this mtime, and dpkg-deb its ar timestamps from SOURCE_DATE_EPOCH.
 EPOCH = 1795000000
 UPDATE_COMMAND = "tools/bazel run //debian_packages:update"
+# The lock format this checkout writes and reads (a data file of this test, as every file under tools/ is).
+LOCK_FORMAT_VERSION = json.loads((Path(__file__).parent.parent / "lock_format.json").read_text())["version"]
 LOCK = "debian_packages/fixture/lock.json"
 MOVED = "fixture-lib"
 # A nested build is a cold Bazel server in a new output base: generous, but bounded so a hang fails here.
@@ -479,7 +481,7 @@ def test_snapshot_fallback(world: World) -> None:
     lock_path.write_text(json.dumps(older, indent=2, sort_keys=True) + "\n")
     refused = world.bazel.build("baseline", world.mirror_url)
     assert_failed_with(refused, "(vi) older lock format", f"{LOCK} has lock format version 2, but this checkout "
-                       "reads version 3", UPDATE_COMMAND)
+                       f"reads version {LOCK_FORMAT_VERSION}", UPDATE_COMMAND)
     lock_path.write_text(current)
     timed("(vi) older lock format refused")
 

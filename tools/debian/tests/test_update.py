@@ -153,7 +153,8 @@ def test_update_rewrites_an_older_format_lock_with_the_sources(tmp_path: Path) -
     # The same pins in format 2, which named no sources: rewritten, though no version moved.
     old = {**current, "version": 2, "packages": [
         {key: value for key, value in package.items() if key not in ("source", "source_version")}
-        for package in current["packages"]]}
+        for package in current["packages"]],
+        "sources": [{**source, "date": "20261020T010000Z"} for source in current["sources"]]}
     (release / "lock.json").write_text(lock.lock_text(old))
     found = update.Update([], {}, {})
     update.update_locks(tmp_path, OneSuiteReader(), found)
@@ -162,6 +163,10 @@ def test_update_rewrites_an_older_format_lock_with_the_sources(tmp_path: Path) -
     assert written["version"] == lock.LOCK_FORMAT_VERSION
     assert [(p["name"], p["source"], p.get("source_version")) for p in written["packages"]] == [
         ("zlib1g", "zlib", None), ("zlib1g-dev", "zlib", "1:1.3-1")]
+    # No package moved, so the archive state (and the images' digests) stay: the old Release date is kept,
+    # with the snapshot times that follow from it, not the mirror's newer one (20261101T000000Z).
+    assert [(s["date"], s["snapshots"]) for s in written["sources"]] == [("20261020T010000Z", [
+        "20261020T070000Z", "20261020T130000Z", "20261021T010000Z", "20261022T010000Z"])]
 
 
 PINS = """\
