@@ -50,7 +50,8 @@ ARCHIVES = json.loads((PACKAGE_LIST.parent / "debian" / "archives.json").read_te
 # The project's mirror variables, and the archive each names.
 MIRROR_VARIABLES = {variable: archive for archive, variable in ARCHIVES["mirror_variables"].items()}
 SNAPSHOT_VARIABLE: str = ARCHIVES["snapshot_variable"]
-UPDATE_COMMAND = "tools/bazel run //debian_packages:update"
+# The command that re-locks the releases and re-pins this root, as the lock format declares it.
+UPDATE_COMMAND: str = json.loads((PACKAGE_LIST.parent / "debian" / "lock_format.json").read_text())["update_command"]
 # Written into a root that was built with substitutes for pins the mirror no longer served.
 SUBSTITUTIONS_FILE = "etc/distroless-python-substitutions"
 # Debian's names for the machine's architecture, for the build root's Packages index.

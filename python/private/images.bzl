@@ -12,7 +12,7 @@ For version V (e.g. 3.9) and variant S ("", "-nonroot", "-debug", "-debug-nonroo
 
 load("@bazel_skylib//rules:expand_template.bzl", "expand_template")
 load("@bazel_skylib//rules:write_file.bzl", "write_file")
-load("@debian_releases//:releases.bzl", "RELEASES")
+load("@debian_releases//:releases.bzl", "RELEASES", "UPDATE_COMMAND")
 load("//python:config.bzl", "PYTHONS", "SOURCE_URL")
 load("//python/private:naming.bzl", "archive_date", "dated_tag", "newest_stable", "tags", "target_name", "upstream_version", _tag = "tag")
 load("//python/private:provenance.bzl", "slsa_provenance")
@@ -62,12 +62,13 @@ def _release(version, config):
     """The lock of the release an entry of PYTHONS names, or a clear failure when it has none."""
     release = RELEASES.get(config.distribution)
     if not release:
-        fail("python/config.bzl: %s names Debian release '%s', but debian_packages/%s/lock.json does not exist (locked releases: %s). Write debian_packages/%s/manifest.yaml, then lock it with `tools/bazel run //debian_packages:update`." % (
+        fail("python/config.bzl: %s names Debian release '%s', but debian_packages/%s/lock.json does not exist (locked releases: %s). Write debian_packages/%s/manifest.yaml, then lock it with `%s`." % (
             version,
             config.distribution,
             config.distribution,
             ", ".join(sorted(RELEASES)),
             config.distribution,
+            UPDATE_COMMAND,
         ))
     _check_contract(version, config, release)
     return release
@@ -88,11 +89,12 @@ def _check_contract(version, config, release):
         elif config.python + "-minimal" not in packages:
             problems.append("no %s-minimal for %s, the package the Python version is read from" % (config.python, arch))
     if problems:
-        fail("python/config.bzl: %s builds %s images from %s, but that lock has %s. Name the release's architectures and groups in its manifest.yaml and re-lock it with `tools/bazel run //debian_packages:update`, or change the entry." % (
+        fail("python/config.bzl: %s builds %s images from %s, but that lock has %s. Name the release's architectures and groups in its manifest.yaml and re-lock it with `%s`, or change the entry." % (
             version,
             ", ".join(release.archs),
             release.lock,
             "; ".join(problems),
+            UPDATE_COMMAND,
         ))
 
 def _package_tests(name, packages):

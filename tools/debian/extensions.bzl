@@ -17,7 +17,7 @@ writes (tools/debian/lock_format.json, which lock.py reads too), every package m
 without re-locking fails here, with the command that fixes it, instead of building stale packages.
 """
 
-load("//tools/debian/private:deb_repository.bzl", "UPDATE_COMMAND", "deb_file", "deb_hub", "repository_name")
+load("//tools/debian/private:deb_repository.bzl", "deb_file", "deb_hub", "repository_name")
 
 # The lock format tools/debian/lock.py writes: its version and package fields, declared once for both.
 LOCK_FORMAT = Label("//tools/debian:lock_format.json")
@@ -32,15 +32,16 @@ _releases_tag = tag_class(
 
 def _read_lock(module_ctx, lock, where, lock_format):
     """The lock's content, after checking that it is complete, current and made from its manifest."""
+    update_command = lock_format["update_command"]
     doc = json.decode(module_ctx.read(lock), default = None)
     if type(doc) != "dict" or type(doc.get("packages")) != "list" or type(doc.get("sources")) != "list":
-        fail("%s is not a complete lock (not JSON, or truncated). Restore it with `git checkout -- %s`, or re-lock it with `%s`." % (where, where, UPDATE_COMMAND))
+        fail("%s is not a complete lock (not JSON, or truncated). Restore it with `git checkout -- %s`, or re-lock it with `%s`." % (where, where, update_command))
     if doc.get("version") != lock_format["version"]:
         fail("%s has lock format version %s, but this checkout reads version %s. Re-lock it with `%s`." % (
             where,
             doc.get("version"),
             lock_format["version"],
-            UPDATE_COMMAND,
+            update_command,
         ))
     missing = [field for field in lock_format["fields"] if field not in doc]
     for source in doc["sources"]:
@@ -50,7 +51,7 @@ def _read_lock(module_ctx, lock, where, lock_format):
             where,
             ", ".join(missing),
             where,
-            UPDATE_COMMAND,
+            update_command,
         ))
     for package in doc["packages"]:
         missing = [field for field in lock_format["package_fields"] if field not in package]
@@ -60,13 +61,13 @@ def _read_lock(module_ctx, lock, where, lock_format):
                 package.get("name"),
                 ", ".join(missing),
                 where,
-                UPDATE_COMMAND,
+                update_command,
             ))
-    _check_closure(doc, where)
+    _check_closure(doc, where, update_command)
     manifest = lock.dirname.get_child("manifest.yaml")
     manifest_where = where.rsplit("/", 1)[0] + "/manifest.yaml"
     if not manifest.exists:
-        fail("%s has no manifest.yaml beside it; a lock is written from its release's manifest by `%s`." % (where, UPDATE_COMMAND))
+        fail("%s has no manifest.yaml beside it; a lock is written from its release's manifest by `%s`." % (where, update_command))
 
     # Reading the manifest makes Bazel re-run this extension whenever it changes.
     module_ctx.read(manifest)
@@ -80,11 +81,11 @@ def _read_lock(module_ctx, lock, where, lock_format):
             manifest_where,
             doc.get("manifest_sha256"),
             actual,
-            UPDATE_COMMAND,
+            update_command,
         ))
     return doc
 
-def _check_closure(doc, where):
+def _check_closure(doc, where, update_command):
     """Fails, naming every gap at once, when a group's package or a dependency has no entry for an architecture.
 
     A lock written by the update command is closed; a gap means the file was edited or damaged, so the fix is
@@ -104,7 +105,7 @@ def _check_closure(doc, where):
             where,
             ", ".join(gaps),
             where,
-            UPDATE_COMMAND,
+            update_command,
         ))
 
 def _snapshots(sources):
@@ -169,7 +170,7 @@ def _debian_impl(module_ctx):
                     "lock": where,
                     "packages": doc["packages"],
                 }
-            deb_hub(name = tag.name, releases_json = json.encode(releases))
+            deb_hub(name = tag.name, releases_json = json.encode(releases), update_command = lock_format["update_command"])
 
 debian = module_extension(
     implementation = _debian_impl,

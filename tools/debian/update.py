@@ -33,8 +33,12 @@ from debian.debian_support import Version
 
 from tools import build_root, cli
 from tools.atomic_file import write_atomically
-from tools.debian import lock
-from tools.debian.lock import LockError, Source, log
+from tools.debian import lock, lock_file
+from tools.debian.archives import MIRROR_ENV_VARS, SNAPSHOT_ENV_VAR
+from tools.debian.errors import LockError, NotFound, log
+from tools.debian.indexes import Candidate
+from tools.debian.manifest import Source, load_manifest
+from tools.debian.mirror import ArchiveReader, fetch
 
 CVE_PATTERN = re.compile(r"\bCVE-\d{4}-\d{4,}\b")
 # "python3.13 (3.13.5-2+deb13u1) trixie-security; urgency=medium"
@@ -116,7 +120,7 @@ def keep_archive_dates(old: dict[str, Any], new: dict[str, Any]) -> dict[str, An
     for source in new["sources"]:
         date, snapshot = dates.get((source["archive"], source["suite"]), (None, None))
         if date:
-            source = {**source, "date": date, "snapshot": snapshot, "snapshots": lock.snapshot_times(date, snapshot)}
+            source = {**source, "date": date, "snapshot": snapshot, "snapshots": lock_file.snapshot_times(date, snapshot)}
         sources.append(source)
     return {**new, "sources": sources}
 
@@ -132,14 +136,14 @@ def diff_versions(scope: str, old: dict[tuple[str, str], str], new: dict[tuple[s
         grouped.items(), key=lambda item: (item[0][0], item[1]))]
 
 
-def update_locks(directory: Path, reader: lock.ArchiveReader, update: Update) -> None:
+def update_locks(directory: Path, reader: ArchiveReader, update: Update) -> None:
     manifests = sorted(directory.glob("*/manifest.yaml"))
     if not manifests:
         raise LockError(f"{directory}: no */manifest.yaml found to lock")
     for manifest_path in manifests:
         release = manifest_path.parent.name
         lock_path = manifest_path.with_name("lock.json")
-        new = lock.build_lock(lock.load_manifest(manifest_path), reader)
+        new = lock.build_lock(load_manifest(manifest_path), reader)
         old = read_lock(lock_path)
         if lock_is_current(old, new):
             log(f"{release}: unchanged")
@@ -147,7 +151,7 @@ def update_locks(directory: Path, reader: lock.ArchiveReader, update: Update) ->
         changes = diff_versions(release, lock_versions(old), lock_versions(new))
         if not changes:
             new = keep_archive_dates(old, new)
-        update.writes[lock_path] = lock.lock_text(new).encode()
+        update.writes[lock_path] = lock_file.lock_text(new).encode()
         update.changes.extend(changes)
         for package in new["packages"]:
             update.refs.setdefault((release, package["name"]), DebRef(
@@ -195,10 +199,10 @@ def build_root_text(pins: BuildRootPins, versions: dict[str, str], snapshot: str
     return "\n".join(out) + "\n"
 
 
-def update_build_root(path: Path, reader: lock.ArchiveReader, update: Update) -> None:
+def update_build_root(path: Path, reader: ArchiveReader, update: Update) -> None:
     pins = read_build_root_pins(path)
     source = Source("debian", pins.suite, ("main",))
-    offered: dict[str, lock.Candidate] = {}
+    offered: dict[str, Candidate] = {}
     for candidate in reader.candidates(source, BUILD_ROOT_ARCH):
         best = offered.get(candidate.name)
         if best is None or Version(candidate.version) > Version(best.version):
@@ -273,12 +277,12 @@ def deb_changelogs(deb: bytes, package: str) -> tuple[list[str], str | None]:
     return texts, link
 
 
-def download_deb(reader: lock.ArchiveReader, ref: DebRef) -> bytes:
-    env_var = lock.SNAPSHOT_ENV_VAR if reader.snapshot else lock.MIRROR_ENV_VARS[ref.archive]
+def download_deb(reader: ArchiveReader, ref: DebRef) -> bytes:
+    env_var = SNAPSHOT_ENV_VAR if reader.snapshot else MIRROR_ENV_VARS[ref.archive]
     url = f"{reader.archive_base(ref.archive)}/{ref.filename}"
     try:
-        data = lock.fetch(url, env_var)
-    except lock.NotFound as error:
+        data = fetch(url, env_var)
+    except NotFound as error:
         raise LockError(f"{error}; the mirror's index lists it, so the mirror is mid-update: retry later") from None
     if hashlib.sha256(data).hexdigest() != ref.sha256:
         raise LockError(f"{url}: the download does not match the sha256 its index lists (truncated or "
@@ -286,7 +290,7 @@ def download_deb(reader: lock.ArchiveReader, ref: DebRef) -> bytes:
     return data
 
 
-def add_cves(update: Update, reader: lock.ArchiveReader) -> None:
+def add_cves(update: Update, reader: ArchiveReader) -> None:
     """Fills in each upgraded package's CVE ids from its new .deb's changelog."""
     upgrades = [c for c in update.changes if c.old and c.new]
     for number, change in enumerate(upgrades, start=1):
@@ -356,7 +360,7 @@ def run(args: argparse.Namespace) -> int:
         if update.changes or update.writes:
             what = (f"{len(update.changes)} pins moved" if update.changes
                     else "no pin moved, but locks must be rewritten (format, manifest or snapshot changed)")
-            print(f"outdated: {what}; run `tools/bazel run //debian_packages:update`")
+            print(f"outdated: {what}; run `{lock_file.UPDATE_COMMAND}`")
             return OUTDATED
         print("up to date")
         return 0

@@ -19,7 +19,9 @@ from typing import Callable, Iterator
 
 import pytest
 
-from tools.debian import lock
+from tools.debian import indexes, lock, lock_file
+from tools.debian import mirror as mirror_module
+from tools.debian.errors import LockError
 
 ARCHS = ("amd64", "arm64")
 Capture = pytest.CaptureFixture[str]
@@ -203,7 +205,7 @@ def mirror(tmp_path: Path, signers: Signers, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("DEBIAN_MIRROR", (served.root / "debian").as_uri())
     monkeypatch.setenv("DEBIAN_SECURITY_MIRROR", (served.root / "debian-security").as_uri())
     monkeypatch.delenv("BUILD_WORKSPACE_DIRECTORY", raising=False)
-    monkeypatch.setattr(lock, "RETRY_DELAY_S", 0.0)
+    monkeypatch.setattr(mirror_module, "RETRY_DELAY_S", 0.0)
     return served
 
 
@@ -319,35 +321,64 @@ def test_lock_format(locker: Locker, tmp_path: Path) -> None:
     text = (tmp_path / "lock.json").read_text()
     doc = json.loads(text)
     assert text == json.dumps(doc, indent=2, sort_keys=True) + "\n"
-    assert doc["version"] == lock.LOCK_FORMAT_VERSION == 4
-    assert set(doc) == set(lock.LOCK_FORMAT["fields"])
+    assert doc["version"] == lock_file.LOCK_FORMAT_VERSION == 4
+    assert set(doc) == set(lock_file.LOCK_FORMAT["fields"])
     assert (doc["archs"], doc["merged_usr"]) == (list(ARCHS), False)
     # Resolved from the live mirror: each suite's Release date, no snapshot, and the snapshot times after the
     # date that a build tries in turn (an import lands hours after the Release).
     assert doc["sources"] == [{**source, "date": "20261114T081234Z", "snapshot": None, "snapshots": [
         "20261114T141234Z", "20261114T201234Z", "20261115T081234Z", "20261116T081234Z"]} for source in SOURCES]
-    assert set(doc["sources"][0]) == set(lock.LOCK_FORMAT["source_fields"])
+    assert set(doc["sources"][0]) == set(lock_file.LOCK_FORMAT["source_fields"])
     assert doc["manifest_sha256"] == hashlib.sha256((tmp_path / "manifest.yaml").read_bytes()).hexdigest()
     assert [(p["arch"], p["name"]) for p in doc["packages"]] == [
         ("amd64", "libc6"), ("amd64", "libgcc-s1"), ("arm64", "libc6"), ("arm64", "libgcc-s1"),
     ]
     assert set(doc["packages"][0]) == {"name", "version", "arch", "archive", "filename", "sha256", "size", "depends",
                                        "source"}
-    assert set(doc["packages"][0]) == set(lock.LOCK_FORMAT["package_fields"])
+    assert set(doc["packages"][0]) == set(lock_file.LOCK_FORMAT["package_fields"])
     assert doc["packages"][0]["filename"].startswith("pool/") and doc["packages"][0]["size"] == 1234
     # The source's version is written only when it differs from the package's.
     assert [(p["name"], p["source"], p.get("source_version")) for p in doc["packages"][:2]] == [
         ("libc6", "glibc", None), ("libgcc-s1", "gcc-10", None)]
 
 
+def test_typed_lock_matches_the_declaration() -> None:
+    """The reader's types name exactly the fields lock_format.json declares (the extension reads the same)."""
+    declared = lock_file.LOCK_FORMAT
+    assert list(lock_file.Lock.__annotations__) == declared["fields"]
+    assert list(lock_file.LockedSource.__annotations__) == declared["source_fields"]
+    assert list(lock_file.LockedPackage.__annotations__) == declared["package_fields"] + declared[
+        "optional_package_fields"]
+
+
+def test_read_lock_names_the_file_and_the_fix(locker: Locker, tmp_path: Path) -> None:
+    assert locker(["libc6"]).code == 0
+    path = tmp_path / "lock.json"
+    doc = lock_file.read_lock(path)
+    assert doc["archs"] == list(ARCHS) and lock_file.archive_state(doc) == "20261114T081234Z"
+    older = {**doc, "version": 3}
+    path.write_text(json.dumps(older))
+    with pytest.raises(LockError, match=f"{path} has lock format version 3, but this checkout reads version 4"):
+        lock_file.read_lock(path)
+    broken = {**doc, "packages": [{k: v for k, v in doc["packages"][0].items() if k != "sha256"}]}
+    del broken["archs"]
+    path.write_text(json.dumps(broken))
+    with pytest.raises(LockError, match=r"is not a complete lock: it lacks archs, libc6.sha256; restore it with "
+                                        r"`git checkout -- .*`, or re-lock it with `tools/bazel run //debian_packages:update`"):
+        lock_file.read_lock(path)
+    path.write_text(path.read_text()[:40])
+    with pytest.raises(LockError, match="not JSON, or truncated"):
+        lock_file.read_lock(path)
+
+
 def test_source_field_forms() -> None:
-    assert lock.parse_source_field("zlib1g", "1:1.2.13.dfsg-1", None) == ("zlib1g", None)
-    assert lock.parse_source_field("zlib1g", "1:1.2.13.dfsg-1", "zlib") == ("zlib", None)
-    assert lock.parse_source_field("busybox-static", "1:1.35.0-4+b1", "busybox (1:1.35.0-4)") == (
+    assert indexes.parse_source_field("zlib1g", "1:1.2.13.dfsg-1", None) == ("zlib1g", None)
+    assert indexes.parse_source_field("zlib1g", "1:1.2.13.dfsg-1", "zlib") == ("zlib", None)
+    assert indexes.parse_source_field("busybox-static", "1:1.35.0-4+b1", "busybox (1:1.35.0-4)") == (
         "busybox", "1:1.35.0-4")
-    assert lock.parse_source_field("libgcc-s1", "12.2.0-14", "gcc-12 (12.2.0-14)") == ("gcc-12", None)
+    assert indexes.parse_source_field("libgcc-s1", "12.2.0-14", "gcc-12 (12.2.0-14)") == ("gcc-12", None)
     with pytest.raises(ValueError, match="unreadable Source field"):
-        lock.parse_source_field("foo", "1", "Foo Bar (1")
+        indexes.parse_source_field("foo", "1", "Foo Bar (1")
 
 
 def test_binnmu_source_version_in_lock(locker: Locker, mirror: Mirror, signers: Signers, tmp_path: Path) -> None:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
 
+from tools.debian.lock_file import archive_state, read_lock
+
 WORKSPACE = Path(__file__).resolve().parents[3]
-
-
-def archive_state(lock: dict) -> str:
-    """As tools/debian/extensions.bzl computes it: the snapshot, else the newest Release date, of the sources."""
-    return max(source["snapshot"] or source["date"] for source in lock["sources"])
 
 
 def test_readme_dates_match_the_locks() -> None:
@@ -22,7 +18,7 @@ def test_readme_dates_match_the_locks() -> None:
     releases = sorted(path.parent.name for path in WORKSPACE.glob("debian_packages/*/lock.json"))
     assert sorted(release for release, _ in rows) == releases, rows
     for release, shown in rows:
-        state = archive_state(json.loads((WORKSPACE / "debian_packages" / release / "lock.json").read_text()))
+        state = archive_state(read_lock(WORKSPACE / "debian_packages" / release / "lock.json"))
         assert shown == f"{state[0:4]}-{state[4:6]}-{state[6:8]}", f"README shows {shown} for {release}, lock has {state}"
 
 
@@ -32,7 +28,7 @@ def test_readme_pinned_tags_match_the_locks() -> None:
     rows = re.findall(r"^\| ([\d.]+) \| [\w ()]*?(\w+)(?: \(testing\))? \| [\d-]+ \|.*$", readme, re.MULTILINE)
     assert rows
     for version, release in rows:
-        lock = json.loads((WORKSPACE / "debian_packages" / release / "lock.json").read_text())
+        lock = read_lock(WORKSPACE / "debian_packages" / release / "lock.json")
         locked = {entry["version"] for entry in lock["packages"] if entry["name"] == f"python{version}-minimal"}
         assert len(locked) == 1, f"{release} locks python{version}-minimal at {locked}"
         patch = locked.pop().split(":")[-1].split("-")[0].split("+")[0]

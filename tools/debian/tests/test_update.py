@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tools.debian import lock, update
-from tools.debian.lock import Candidate, LockError, ReleaseInfo
+from tools.debian import lock, lock_file, update
+from tools.debian.errors import LockError
+from tools.debian.indexes import Candidate, ReleaseInfo
+from tools.debian.manifest import Source, load_manifest
 from tools.debian.update import Change
 
 CHANGELOG = """\
@@ -133,11 +135,11 @@ class OneSuiteReader:
 
     snapshot = None
 
-    def release(self, source: lock.Source) -> ReleaseInfo:
+    def release(self, source: Source) -> ReleaseInfo:
         return ReleaseInfo("http://127.0.0.1/dists/" + source.suite, frozenset({"amd64"}), {}, False, True,
                            "20261101T000000Z", None)
 
-    def candidates(self, source: lock.Source, arch: str) -> list[Candidate]:
+    def candidates(self, source: Source, arch: str) -> list[Candidate]:
         def candidate(name: str, version: str, depends: str, source_version: str | None) -> Candidate:
             return Candidate(name, version, source.archive, source.suite, f"pool/main/z/zlib/{name}_{arch}.deb",
                              "00" * 32, 1, depends, (), "zlib", source_version)
@@ -149,18 +151,18 @@ def test_update_rewrites_an_older_format_lock_with_the_sources(tmp_path: Path) -
     release.mkdir()
     (release / "manifest.yaml").write_text(
         "sources: [{archive: debian, suite: forky, components: [main]}]\narchs: [amd64]\npackages: [zlib1g-dev]\n")
-    current = lock.build_lock(lock.load_manifest(release / "manifest.yaml"), OneSuiteReader())
+    current = lock.build_lock(load_manifest(release / "manifest.yaml"), OneSuiteReader())
     # The same pins in format 2, which named no sources: rewritten, though no version moved.
     old = {**current, "version": 2, "packages": [
         {key: value for key, value in package.items() if key not in ("source", "source_version")}
         for package in current["packages"]],
         "sources": [{**source, "date": "20261020T010000Z"} for source in current["sources"]]}
-    (release / "lock.json").write_text(lock.lock_text(old))
+    (release / "lock.json").write_text(lock_file.lock_text(old))
     found = update.Update([], {}, {})
     update.update_locks(tmp_path, OneSuiteReader(), found)
     assert found.changes == []
     written = json.loads(found.writes[release / "lock.json"])
-    assert written["version"] == lock.LOCK_FORMAT_VERSION
+    assert written["version"] == lock_file.LOCK_FORMAT_VERSION
     assert [(p["name"], p["source"], p.get("source_version")) for p in written["packages"]] == [
         ("zlib1g", "zlib", None), ("zlib1g-dev", "zlib", "1:1.3-1")]
     # No package moved, so the archive state (and the images' digests) stay: the old Release date is kept,
