@@ -6,8 +6,9 @@
 2. A copy of the workspace, trimmed so the release builds few images: python/config.bzl holds 3.9 (bullseye,
    amd64) and one more entry, 9.99 (experimental, so its tags are its own), on "frozen", a copy of bullseye's
    manifest without the bullseye-updates suite; debian_packages/ holds only those two; the build root's pin file
-   names one bullseye package (the update re-pins it too, from the fixture). The update is given the fixture's
-   key (--keyring) and the mirrors are the fixture's (DEBIAN_MIRROR, DEBIAN_SECURITY_MIRROR).
+   is the copy's (its provenance reads it). The update is given the fixture's key (--keyring) and build root pins
+   the fixture serves (--build-root-packages, one bullseye package), and the mirrors are the fixture's
+   (DEBIAN_MIRROR, DEBIAN_SECURITY_MIRROR).
 3. The copy's update locks "frozen" from the fixture (and must leave the committed bullseye lock byte for byte as
    it is, which proves the fixture serves what Debian served), and `//:push --key` pushes and signs every index to
    docker-registry (htpasswd; the credentials in a DOCKER_CONFIG outside the workspace).
@@ -66,6 +67,10 @@ NOT_SOURCE = (".git", "bazel-*", "__pycache__", "user.bazelrc", ".release-*")
 # Fixed: the rebuilt .deb's mtimes (and dpkg-deb's from SOURCE_DATE_EPOCH), so it is the same on every run.
 EPOCH = 1795000000
 COSIGN_PASSWORD = "throwaway-e2e-password"
+# Packages the manifest excludes are never downloaded, so the hub has no .deb of them, but the resolver reads the
+# virtual names they provide (an excluded package drops them): bullseye's mawk provides awk. Each gets a stanza
+# with that Provides and no file in the pool.
+EXCLUDED_PROVIDES = {"mawk": "awk"}
 # One nested Bazel command; a hang fails here rather than at the test's timeout.
 COMMAND_TIMEOUT_S = 900
 
@@ -107,6 +112,12 @@ class Archive:
             suite = next(s["suite"] for s in self.sources if s["archive"] == package["archive"])
             deb = self.put(package["archive"], package["filename"], available[package["sha256"]].read_bytes())
             self.suites[suite].append(deb_stanza(deb, package["filename"]))
+        first = self.sources[0]
+        for name, provides in EXCLUDED_PROVIDES.items():
+            self.suites[first["suite"]].append(
+                f"Package: {name}\nVersion: 0-excluded\nArchitecture: {ARCH}\nProvides: {provides}\n"
+                f"Filename: pool/main/{name[0]}/{name}/{name}_0-excluded_{ARCH}.deb\nSize: 0\n"
+                f"SHA256: {hashlib.sha256(b'').hexdigest()}\n")
         self.dates = {source["suite"]: source["date"] for source in self.sources}
         for source in self.sources:
             self.publish(source["suite"])
@@ -126,7 +137,9 @@ class Archive:
 def bumped_deb(original: Path, work: Path, version: str, cve: str, when: str) -> Path:
     """The .deb again, with `version` and a changelog entry naming `cve` on top of its own changelog."""
     root = work / "tree"
-    subprocess.run(["dpkg-deb", "-R", str(original), str(root)], check=True, capture_output=True)
+    work.mkdir(parents=True)
+    unpacked = subprocess.run(["dpkg-deb", "-R", str(original), str(root)], capture_output=True, text=True)
+    assert unpacked.returncode == 0, f"dpkg-deb -R {original.name}: {unpacked.stderr}"
     control = (root / "DEBIAN/control").read_text()
     package = re.search(r"^Package: (\S+)$", control, re.M)[1]
     source = re.search(r"^Source: (\S+)", control, re.M)
@@ -151,8 +164,9 @@ def bumped_deb(original: Path, work: Path, version: str, cve: str, when: str) ->
         if not path.is_symlink():
             os.utime(path, (EPOCH, EPOCH))
     out = work / f"{package}_{version}.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(out)], check=True,
-                   capture_output=True, env={**os.environ, "SOURCE_DATE_EPOCH": str(EPOCH)})
+    built = subprocess.run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(out)],
+                           capture_output=True, text=True, env={**os.environ, "SOURCE_DATE_EPOCH": str(EPOCH)})
+    assert built.returncode == 0, f"dpkg-deb --build {out.name}: {built.stderr}"
     return out
 
 
@@ -185,28 +199,26 @@ def trimmed_copy(source: Path, target: Path) -> None:
     text, count = re.subn(r"^PYTHONS = \{\n.*?^\}", pythons, text, flags=re.M | re.S)
     assert count == 1, "python/config.bzl has no `PYTHONS = { ... }` block; update this test"
     config.write_text(text)
-    # The build root's pins: one package the fixture serves (the update re-pins the build root too).
-    base = next(p for p in lock_of(target, RELEASE)["packages"] if p["archive"] == "debian")
-    (target / "tools/build_root.packages").write_text(
-        f"# The e2e test's copy: one pin the fixture archive serves.\nsuite {RELEASE}\n{base['name']}={base['version']}\n")
 
 
 class Nested:
     """The `bazel` callable release() takes: the nested Bazel in the copy, every command recorded."""
 
-    def __init__(self, bazel: NestedBazel, env: dict[str, str], keyring: Path, log: Path) -> None:
+    def __init__(self, bazel: NestedBazel, env: dict[str, str], update_flags: list[str], log: Path) -> None:
         self.bazel = bazel
         self.env = env
-        self.keyring = keyring
+        self.update_flags = update_flags
         self.log = log
         self.calls: list[tuple[tuple[str, ...], int]] = []
 
     def __call__(self, *args: str, capture: bool = False) -> tuple[int, str]:
         command, rest = args[0], list(args[1:])
         if command == "run" and rest[:1] == [UPDATE]:
-            # The fixture's key, as a user of another archive passes theirs.
+            # The fixture's key, as a user of another archive passes theirs; and build root pins the fixture serves
+            # (the copy's own pin forky's packages, which the provenance reads, so they stay).
             rest = [*rest, "--"] if "--" not in rest else rest
-            rest.insert(rest.index("--") + 1, f"--keyring={self.keyring}")
+            index = rest.index("--") + 1
+            rest[index:index] = self.update_flags
         quiet = ["--noshow_progress", "--color=no", "--curses=no"]
         argv = self.bazel.argv(command, *quiet, *rest)
         print(f"e2e: $ bazel {command} {' '.join(rest)}", file=sys.stderr, flush=True)
@@ -285,7 +297,12 @@ def world(tmp_path: Path) -> Iterator[dict]:
                    "LANG": "C.UTF-8", "DOCKER_CONFIG": str(docker), "COSIGN_PASSWORD": COSIGN_PASSWORD,
                    "DEBIAN_MIRROR": f"{servers[0].url}/debian",
                    "DEBIAN_SECURITY_MIRROR": f"{servers[0].url}/debian-security"}
-            bazel = Nested(nested, env, signer.keyring, tmp_path / "bazel.log")
+            # The build root's pins for the update: one package the fixture serves, outside the workspace.
+            base = next(p for p in lock_of(workspace, RELEASE)["packages"] if p["archive"] == "debian")
+            pins = tmp_path / "build_root.packages"
+            pins.write_text(f"suite {RELEASE}\n{base['name']}={base['version']}\n")
+            flags = [f"--keyring={signer.keyring}", f"--build-root-packages={pins}"]
+            bazel = Nested(nested, env, flags, tmp_path / "bazel.log")
             yield {"workspace": workspace, "archive": archive, "registry": registry, "key": keys / "cosign.key",
                    "bazel": bazel, "tmp": tmp_path}
     finally:
