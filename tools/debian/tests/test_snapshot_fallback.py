@@ -12,25 +12,21 @@ Each build that must not see an earlier download runs in its own output base and
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import json
-import lzma
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+from tools.debian.tests.fixture_archive import Server, Signer, closed_port, fail_without, make_signer, write_suite
 
 SUITE = "fixture"
 ARCH = "amd64"
@@ -115,14 +111,6 @@ oci_image(
 """
 
 
-def fail_without(tool: str, why: str) -> str:
-    path = shutil.which(tool)
-    if not path:
-        pytest.fail(f"{tool} is not on PATH but is needed to {why}; this test runs in the build root, which has it "
-                    "(tools/build_root.packages)")
-    return path
-
-
 # ---------------------------------------------------------------------------------------------- the archive
 
 
@@ -163,35 +151,6 @@ def packages_stanza(spec: DebSpec, deb: bytes) -> str:
     return "\n".join(lines) + "\n"
 
 
-@dataclass(frozen=True)
-class Signer:
-    home: Path
-    keyring: Path
-
-    def clearsign(self, text: str) -> bytes:
-        return subprocess.run([*gpg(self.home), "--clearsign"], input=text.encode(), check=True,
-                              capture_output=True).stdout
-
-    def stop(self) -> None:
-        subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"], capture_output=True)
-        shutil.rmtree(self.home, ignore_errors=True)
-
-
-def gpg(home: Path) -> list[str]:
-    return ["gpg", "--batch", "--homedir", str(home), "--pinentry-mode", "loopback", "--passphrase", ""]
-
-
-def make_signer() -> Signer:
-    # gpg-agent's socket lives in the home directory, whose path must stay short: not under TEST_TMPDIR.
-    home = Path(tempfile.mkdtemp(prefix="gpg-snapshot-", dir="/tmp"))
-    user = "fixture-archive@example.invalid"
-    subprocess.run([*gpg(home), "--quick-gen-key", f"Fixture Archive <{user}>", "ed25519", "sign", "never"],
-                   check=True, capture_output=True)
-    keyring = home / "keyring.gpg"
-    keyring.write_bytes(subprocess.run([*gpg(home), "--export", user], check=True, capture_output=True).stdout)
-    return Signer(home, keyring)
-
-
 def publish(archive: Path, specs: list[DebSpec], debs: dict[str, bytes], signer: Signer) -> None:
     """A Debian archive at `archive` (dists/ and pool/) indexing exactly `specs`, with a signed InRelease."""
     shutil.rmtree(archive / "dists", ignore_errors=True)
@@ -202,40 +161,7 @@ def publish(archive: Path, specs: list[DebSpec], debs: dict[str, bytes], signer:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(deb)
         stanzas.append(packages_stanza(spec, deb))
-    index = lzma.compress("\n".join(stanzas).encode())
-    binary = archive / "dists" / SUITE / "main" / f"binary-{ARCH}"
-    binary.mkdir(parents=True)
-    (binary / "Packages.xz").write_bytes(index)
-    release = (f"Origin: Fixture\nSuite: {SUITE}\nCodename: {SUITE}\nDate: {RELEASE_DATE}\n"
-               f"Architectures: {ARCH}\nComponents: main\nSHA256:\n"
-               f" {hashlib.sha256(index).hexdigest()} {len(index)} main/binary-{ARCH}/Packages.xz\n")
-    (archive / "dists" / SUITE / "InRelease").write_bytes(signer.clearsign(release))
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class Server:
-    """Serves a directory over HTTP on loopback only."""
-
-    def __init__(self, directory: Path) -> None:
-        handler = functools.partial(QuietHandler, directory=str(directory))
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def closed_port() -> int:
-    """A loopback port nobody listens on (bound, then released)."""
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        return unused.getsockname()[1]
+    write_suite(archive, SUITE, ARCH, stanzas, RELEASE_DATE, signer)
 
 
 # ---------------------------------------------------------------------------------------------- nested Bazel
@@ -377,7 +303,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     for tool, why in (("dpkg-deb", "build the fixture .debs"), ("gpg", "sign the fixture archive"),
                       ("gpgconf", "stop the signing agent"), ("gpgv", "let the lock tool verify the archive")):
         fail_without(tool, why)
-    signer = make_signer()
+    signer = make_signer("gpg-snapshot-")
     servers: list[Server] = []
     nested: NestedBazel | None = None
     try:
