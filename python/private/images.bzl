@@ -280,6 +280,9 @@ def _variant_image(version, config, arch, variant, shared):
         configs = configs,
         # Command tests start a private Docker engine, which needs the build root itself, not a sandbox.
         tags = ["no-sandbox", "requires-engine"],
+        # An emulated architecture's command tests run under qemu: a -dev image's take about 150 s alone on
+        # two cores, too close to the default five minutes on a busy machine.
+        timeout = "long" if arch != "amd64" else "moderate",
     )
 
 def _locked_python_version(version, config):

@@ -193,9 +193,9 @@ def trimmed_copy(source: Path, target: Path) -> None:
     if not entry:
         pytest.fail(f"python/config.bzl has no entry on {RELEASE}; update this test")
     version = entry[2]
-    pythons = (f'PYTHONS = {{\n    "{entry[1]}": _python("{RELEASE}", "{version}", merged_usr = False, archs = ["{ARCH}"]),\n'
-               f'    "9.99": _python("{FROZEN}", "{version}", merged_usr = False, experimental = True, '
-               f'archs = ["{ARCH}"]),\n}}')
+    # The architectures come from the releases' manifests (bullseye's, copied into FROZEN's): amd64 only.
+    pythons = (f'PYTHONS = {{\n    "{entry[1]}": _python("{RELEASE}", "{version}"),\n'
+               f'    "9.99": _python("{FROZEN}", "{version}", experimental = True),\n}}')
     text, count = re.subn(r"^PYTHONS = \{\n.*?^\}", pythons, text, flags=re.M | re.S)
     assert count == 1, "python/config.bzl has no `PYTHONS = { ... }` block; update this test"
     config.write_text(text)
