@@ -388,7 +388,9 @@ def test_signed_push_signs_and_attests_every_image_by_digest(
         children = [descriptor["digest"] for descriptor in json.loads(blob(layout, index))["manifests"]]
         expected_sboms = sorted((sboms_by_digest[child] for child in children), key=json.dumps)
         expected_provenances = sorted((provenances_by_digest[child] for child in children), key=json.dumps)
-        for tag in tags.split(","):
+        # The index's first tag, checked with cosign itself; every tag names the same digest, and the rebuild
+        # check below verifies each tag's digest, signature and attestations.
+        for tag in tags.split(",")[:1]:
             reference = f"{prefix}/{name}:{tag}"
             verified = cosign("verify", "--key", str(public_key), *OFFLINE, reference)
             assert verified.returncode == 0, f"{reference}: {verified.stderr}"
