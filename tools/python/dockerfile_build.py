@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from tools.oci.structure_test import private_engine
-from tools.python.requirements_lock import parse_lock
+from tools.python.requirements_lock_reader import parse_lock
 from tools.python.wheel_tags import normalize_name
 
 

@@ -27,7 +27,7 @@ import pytest
 
 from tools.oci.structure_test import EngineError
 from tools.python.dockerfile_build import ContextError, added_layers_gzip, engine, wheel_directory
-from tools.python.requirements_lock import parse_lock
+from tools.python.requirements_lock_reader import parse_lock
 
 IMAGE = "hello-service-dockerfile.invalid/hello_service:test"
 # The tags the oci_load targets give the images; the Dockerfile's default DEV_IMAGE and RUNTIME_IMAGE.

@@ -154,7 +154,7 @@ _REQUIREMENTS_LOCK_DOC = rule_doc(
     summary = """(Re)writes a requirements lock with pip's resolver: `bazel run` it.""",
     behavior = """
 `requirements` holds the app's top-level requirements as pip reads them (extras, markers, version
-specifiers). tools/python/lock.py resolves them with pip (`pip install --dry-run --report`) for each
+specifiers). tools/python/requirements_lock_writer.py resolves them with pip (`pip install --dry-run --report`) for each
 architecture's CPython and glibc, wheels only, from the configured index (PIP_INDEX_URL, pip's
 configuration, or pip's default), PIP_FIND_LINKS, `find_links` and the `wheelhouse`, and writes the whole
 closure pinned with each wheel's sha256, plus the sha256 of `requirements` (a build with a stale lock fails
@@ -191,7 +191,7 @@ py_requirements_lock = rule(
         "architectures": attr.string_list(default = ["amd64", "arm64"]),
         "glibc": attr.string(mandatory = True, doc = "The images' glibc version, e.g. 2.41 for trixie: the newest manylinux tag allowed."),
         "_launcher": launcher_attr("//tools/python/private:requirements_lock.sh.tpl"),
-        "_tool": attr.label(default = "//tools/python:lock", executable = True, cfg = "target"),
+        "_tool": attr.label(default = "//tools/python:requirements_lock_writer", executable = True, cfg = "target"),
     },
 )
 
