@@ -1,14 +1,21 @@
 """`bazel run` of an image: loads it into a container engine and runs it, arguments and exit status passed through.
 
     tools/bazel run //python:3.13_run -- -c 'print(1)'
-    tools/bazel run //examples/hello_service:hello_service_run -- --port 9000
+    tools/bazel run //examples/hello_service:hello_service_run -- --publish 8080 -- --port 8080
 
 The engine is the one DOCKER_HOST names (it must answer), else the private dockerd the structure tests use
 (tools/oci/structure_test.py: started as root in the build root, no bridge, no iptables; an image of another
 architecture runs under qemu registered in the engine's own namespace), started for this run and stopped
-after it. Containers of the private engine have no network (`--network=none`, as in the tests): a server
-runs, but nothing outside reaches it; to serve requests, start a lasting engine (`tools/bazel run
-//tools/oci:engine`), load the image with its `_load` target and `docker run -p` it there.
+after it.
+
+The run's own options come first and end at the first argument that is not one of them, or at a `--`
+(dropped); the rest are the container's. `--publish PORT` (`-p`, repeatable; `HOST_PORT:CONTAINER_PORT` too)
+makes a server in the container reachable on the machine's 127.0.0.1:PORT: DOCKER_HOST's engine publishes it
+(`docker run -p 127.0.0.1:HOST_PORT:CONTAINER_PORT`); in the private engine the container shares the machine's
+network (`--network=host`; the build root has the machine's), so the port is the container's own and the two
+must be equal. Without `--publish` the private engine's containers have no network (`--network=none`, as in
+the tests). An image of another architecture runs in the private engine's own network namespace, which the
+machine cannot reach: `--publish` is refused there (use DOCKER_HOST's engine, or the native image).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -28,6 +36,10 @@ from tools.image.chroot import EmulatorError, machine_architecture
 from tools.oci.binfmt_namespace import NamespaceError
 from tools.oci.layout import Layout, LayoutError
 from tools.oci.structure_test import EngineError, check_named_engine, emulation_for, private_engine
+
+class RunOptionError(Exception):
+    """A run option (--publish) that is malformed or cannot be had with this engine; the message says what to do."""
+
 
 NO_ENGINE = ("no container engine: DOCKER_HOST is not set and a private engine needs root and dockerd (both are "
              "in tools/bazel's build root: run this with tools/bazel as root), or set DOCKER_HOST to a running engine; "
@@ -56,18 +68,86 @@ def engine(architecture: str, scratch: Path) -> Iterator[tuple[str, bool]]:
         yield docker_host, True
 
 
+@dataclass(frozen=True)
+class Publish:
+    """A port of the container made reachable on the machine's loopback."""
+    host: int
+    container: int
+
+
+def parse_port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise RunOptionError(f"--publish {text}: not a port number (1 to 65535)")
+    return int(text)
+
+
+def parse_publish(value: str) -> Publish:
+    host, _, container = value.rpartition(":") if ":" in value else (value, "", value)
+    return Publish(parse_port(host), parse_port(container))
+
+
+def split_arguments(arguments: list[str]) -> tuple[list[Publish], list[str]]:
+    """The run's own options (leading `--publish`/`-p`, up to a `--` or the first other argument), and the container's."""
+    published: list[Publish] = []
+    index = 0
+    while index < len(arguments):
+        argument = arguments[index]
+        if argument == "--":
+            return published, arguments[index + 1:]
+        if argument in ("--publish", "-p"):
+            if index + 1 == len(arguments):
+                raise RunOptionError(f"{argument} needs a port: {argument} 8080 (or HOST_PORT:CONTAINER_PORT)")
+            published.append(parse_publish(arguments[index + 1]))
+            index += 2
+        elif argument.startswith("--publish="):
+            published.append(parse_publish(argument.removeprefix("--publish=")))
+            index += 1
+        else:
+            break
+    return published, arguments[index:]
+
+
+def network_options(published: list[Publish], private: bool, emulated: bool) -> list[str]:
+    """`docker run` options that make `published` reachable on the machine's loopback (none: no network, privately)."""
+    if not private:
+        return [f"--publish=127.0.0.1:{port.host}:{port.container}" for port in published]
+    if not published:
+        return ["--network=none"]
+    if emulated:
+        raise RunOptionError("--publish: an image of another architecture runs in the private engine's own network "
+                             "namespace, which the machine cannot reach; run the image of this machine's architecture, "
+                             "or set DOCKER_HOST to an engine that runs this one (`docker run -p` there)")
+    unequal = [port for port in published if port.host != port.container]
+    if unequal:
+        raise RunOptionError(f"--publish {unequal[0].host}:{unequal[0].container}: in the private engine the container "
+                             "shares the machine's network, so its port is the machine's; publish one port "
+                             f"(--publish {unequal[0].container}), or set DOCKER_HOST to an engine that maps ports")
+    return ["--network=host"]
+
+
 def run(archive: Path, layout: Path, tag: str, arguments: list[str], scratch: Path) -> int:
+    published, arguments = split_arguments(arguments)
     platform = Layout(layout).single_image().platform
     with engine(platform.architecture, scratch) as (docker_host, private):
+        network = network_options(published, private, platform.architecture != machine_architecture())
         environment = {**os.environ, "DOCKER_HOST": docker_host}
         loaded = subprocess.run(["docker", "load", "--quiet", "--input", str(archive)], env=environment,
                                 capture_output=True, text=True, check=False)
         if loaded.returncode != 0:
             raise EngineError(f"docker load of {archive.name} into {docker_host} failed: {loaded.stderr.strip()}")
         interactive = ["--interactive"] + (["--tty"] if sys.stdin.isatty() and sys.stdout.isatty() else [])
-        network = ["--network=none"] if private else []
-        command = ["docker", "run", "--rm", *interactive, *network, f"--platform={platform}", tag, *arguments]
-        return subprocess.run(command, env=environment, check=False).returncode
+        # Named, so a run that is stopped (Ctrl-C, SIGTERM) removes its container from a lasting engine too.
+        name = f"bazel-run-{os.getpid()}"
+        for port in published:
+            print(f"run: serving on http://127.0.0.1:{port.host}/ (the container's port {port.container})", file=sys.stderr, flush=True)
+        command = ["docker", "run", "--rm", f"--name={name}", *interactive, *network, f"--platform={platform}", tag, *arguments]
+        container = subprocess.Popen(command, env=environment)
+        try:
+            return container.wait()
+        finally:
+            if container.poll() is None:
+                subprocess.run(["docker", "rm", "--force", name], env=environment, capture_output=True, check=False)
+                container.wait()
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
@@ -75,7 +155,7 @@ def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-@cli.tool("run", EngineError, LayoutError, EmulatorError, NamespaceError, OSError)
+@cli.tool("run", RunOptionError, EngineError, LayoutError, EmulatorError, NamespaceError, OSError)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archive", type=Path, required=True, help="the image as a docker-archive (oci_load's tar)")
@@ -83,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tag", required=True, help="the name it is loaded and run as")
     parser.add_argument("arguments", nargs=argparse.REMAINDER, help="the container's arguments")
     args = parser.parse_args(argv)
-    # The launcher puts `--` before the user's arguments, so none of them is taken for one of ours.
+    # The launcher puts `--` before the user's arguments, so none of them is taken for an option of the launcher's.
     arguments = args.arguments[1:] if args.arguments[:1] == ["--"] else args.arguments
     signal.signal(signal.SIGTERM, _exit_on_signal)
     with tempfile.TemporaryDirectory(prefix="image-run-") as scratch:

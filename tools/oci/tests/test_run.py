@@ -33,6 +33,32 @@ def test_the_launchers_separator_is_not_passed_to_the_container(monkeypatch: pyt
     assert seen == [["-c", "print(1)"], ["--", "x"]]
 
 
+def test_leading_publish_options_are_the_runs_and_the_rest_the_containers() -> None:
+    Publish = run.Publish
+    assert run.split_arguments(["--publish", "8080", "--port", "8080"]) == ([Publish(8080, 8080)], ["--port", "8080"])
+    assert run.split_arguments(["-p", "9000:8080", "--publish=81", "--", "-p", "x"]) == (
+        [Publish(9000, 8080), Publish(81, 81)], ["-p", "x"])
+    # Only leading options are the run's: later ones, and everything after `--`, go to the container.
+    assert run.split_arguments(["-c", "print(1)", "--publish", "1"]) == ([], ["-c", "print(1)", "--publish", "1"])
+    assert run.split_arguments(["--", "--", "x"]) == ([], ["--", "x"])
+    for bad, message in ((["--publish"], "needs a port"), (["-p", "http"], "not a port number"),
+                         (["-p", "70000"], "not a port number")):
+        with pytest.raises(run.RunOptionError, match=message):
+            run.split_arguments(bad)
+
+
+def test_published_ports_reach_the_machines_loopback_in_either_engine() -> None:
+    ports = [run.Publish(9000, 8080)]
+    assert run.network_options(ports, private=False, emulated=False) == ["--publish=127.0.0.1:9000:8080"]
+    assert run.network_options(ports, private=False, emulated=True) == ["--publish=127.0.0.1:9000:8080"]
+    assert run.network_options([], private=True, emulated=False) == ["--network=none"]
+    assert run.network_options([run.Publish(8080, 8080)], private=True, emulated=False) == ["--network=host"]
+    with pytest.raises(run.RunOptionError, match=r"publish one port \(--publish 8080\)"):
+        run.network_options(ports, private=True, emulated=False)
+    with pytest.raises(run.RunOptionError, match="own network namespace, which the machine cannot reach"):
+        run.network_options([run.Publish(8080, 8080)], private=True, emulated=True)
+
+
 def test_the_engines_socket_goes_beside_the_output_bases() -> None:
     start = Path("/cache/bazel-root/0123abcd/execroot/_main/bazel-out/k8-fastbuild/bin/tools/oci/engine.runfiles/_main")
     assert engine.shared_directory(start) == Path("/cache/bazel-root")
