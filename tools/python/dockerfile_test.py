@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tools import cli
 from tools.oci.structure_test import EngineError
-from tools.python.dockerfile_build import ContextError, Docker, engine, wheel_directory
+from tools.python.dockerfile_build import ContextError, Docker, added_layers_gzip, engine, wheel_directory
 from tools.python.requirements_lock_reader import LockError
 
 
@@ -81,7 +81,7 @@ def test(args: argparse.Namespace, scratch: Path) -> int:
         docker.run(*build, timeout=1200, env={"DOCKER_BUILDKIT": "0"})
         seconds = time.monotonic() - started
         try:
-            report(docker, tag, last_base(args.dockerfile, build_args), seconds)
+            report(docker, tag, last_base(args.dockerfile, build_args), seconds, scratch)
             command = [args.structure_test, "test", "--driver", "docker", "--image", tag, "--no-color"]
             for config in args.config:
                 command += ["--config", config]
@@ -92,15 +92,18 @@ def test(args: argparse.Namespace, scratch: Path) -> int:
                                capture_output=True, check=False)
 
 
-def report(docker: Docker, tag: str, base: str, seconds: float) -> None:
+def report(docker: Docker, tag: str, base: str, seconds: float, scratch: Path) -> None:
     image = json.loads(docker.run("image", "inspect", tag))[0]
     line = f"FIGURES: docker build {seconds:.1f} s; image {image['Size'] / 1e6:.1f} MB uncompressed"
     if base:
         inspected = subprocess.run(["docker", "image", "inspect", base], capture_output=True, text=True, check=False,
                                    env={**os.environ, "DOCKER_HOST": docker.host})
         if inspected.returncode == 0:
-            size = json.loads(inspected.stdout)[0]["Size"]
-            line += f", {(image['Size'] - size) / 1e3:.1f} kB over {base}"
+            base_image = json.loads(inspected.stdout)[0]
+            layers = len(base_image["RootFS"]["Layers"])
+            added = added_layers_gzip(docker, tag, layers, scratch)
+            line += (f"; the build adds {(image['Size'] - base_image['Size']) / 1e3:.1f} kB uncompressed, {added / 1e3:.1f} kB "
+                     f"gzip -6 ({len(image['RootFS']['Layers']) - layers} layers) over {base}")
     print(line, flush=True)
 
 
