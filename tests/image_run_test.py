@@ -4,8 +4,9 @@ Each launcher is run as `bazel run` would, from the runfiles: with DOCKER_HOST s
 it starts the private engine itself (as root, in the build root) and stops it.
 1. //python:3.13_run: the container's output and exit status come through unchanged;
 2. the app's arm64 image (//examples/hello_service:hello_service_arm64_run) runs under emulation;
-3. the app's `_run -- --publish PORT -- --port PORT`: the service answers a real request on the machine's
-   127.0.0.1:PORT, and stopping the launcher (SIGTERM, as Ctrl-C) stops it;
+3. the app's `_run -- --publish PORT -- --port PORT`, amd64 (the container on the machine's network) and
+   arm64 (in the emulating engine's own network namespace, relayed): the service answers a real request on
+   the machine's 127.0.0.1:PORT, and stopping the launcher (SIGTERM, as Ctrl-C) stops it;
 4. the app's `_push` to a docker-registry on 127.0.0.1 that asks for credentials: refused without them,
    then, logged in with `crane auth login` (a DOCKER_CONFIG outside the checkout), the pushed index's digest
    is the built one.
@@ -51,26 +52,27 @@ def get(url: str, timeout: float) -> tuple[int, dict]:
             time.sleep(0.2)
 
 
-def check_published_service() -> None:
+def check_published_service(launcher: str, machine: str) -> None:
     port = free_port()
     started = time.monotonic()
-    launcher = subprocess.Popen([APP_RUN, "--publish", str(port), "--", "--port", str(port)],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen([launcher, "--publish", str(port), "--", "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        status, body = get(f"http://127.0.0.1:{port}/hello?name=machine", timeout=120)
+        status, body = get(f"http://127.0.0.1:{port}/hello?name=machine", timeout=180)
         answered = time.monotonic() - started
     finally:
-        launcher.send_signal(signal.SIGTERM)
-        output, _ = launcher.communicate(timeout=120)
-        print(f"$ {APP_RUN} --publish {port} -- --port {port}: exit {launcher.returncode}\n{output}", file=sys.stderr)
-    assert (status, body["message"], body["machine"]) == (200, "hello, machine", "x86_64"), body
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=120)
+        print(f"$ {launcher} --publish {port} -- --port {port}: exit {process.returncode}\n{output}", file=sys.stderr)
+    assert (status, body["message"], body["machine"]) == (200, "hello, machine", machine), body
     assert f"run: serving on http://127.0.0.1:{port}/" in output
     try:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/hello", timeout=2)
         raise AssertionError(f"127.0.0.1:{port} still answers after the launcher stopped")
     except urllib.error.URLError:
         pass
-    print(f"FIGURES: _run --publish: launcher start to first answer on 127.0.0.1 {answered:.1f} s", file=sys.stderr)
+    print(f"FIGURES: {Path(launcher).name} --publish: launcher start to first answer on 127.0.0.1 {answered:.1f} s",
+          file=sys.stderr)
 
 
 def check_push() -> None:
@@ -106,7 +108,8 @@ def main() -> int:
     assert app.returncode == 0, "//examples/hello_service:hello_service_arm64_run -- --help failed"
     assert app.stdout.startswith("usage: "), f"the app's usage is missing: {app.stdout!r}"
 
-    check_published_service()
+    check_published_service(APP_RUN, "x86_64")
+    check_published_service("examples/hello_service/hello_service_arm64_run.sh", "aarch64")
     check_push()
     print("image_run_test: the base image and the app's images ran, the app served on 127.0.0.1, its _push "
           "reached the authenticated registry with the built digest")

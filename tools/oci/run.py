@@ -13,20 +13,24 @@ The run's own options come first and end at the first argument that is not one o
 makes a server in the container reachable on the machine's 127.0.0.1:PORT: DOCKER_HOST's engine publishes it
 (`docker run -p 127.0.0.1:HOST_PORT:CONTAINER_PORT`); in the private engine the container shares the machine's
 network (`--network=host`; the build root has the machine's), so the port is the container's own and the two
-must be equal. Without `--publish` the private engine's containers have no network (`--network=none`, as in
-the tests). An image of another architecture runs in the private engine's own network namespace, which the
-machine cannot reach: `--publish` is refused there (use DOCKER_HOST's engine, or the native image).
+must be equal. An image of another architecture runs in the private engine's own network namespace (its
+binfmt_misc namespace): the container shares that one, and this process relays each connection to the
+machine's 127.0.0.1:HOST_PORT to 127.0.0.1:CONTAINER_PORT there. Without `--publish` the private engine's
+containers have no network (`--network=none`, as in the tests).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -36,6 +40,9 @@ from tools.image.chroot import EmulatorError, machine_architecture
 from tools.oci.binfmt_namespace import NamespaceError
 from tools.oci.layout import Layout, LayoutError
 from tools.oci.structure_test import EngineError, check_named_engine, emulation_for, private_engine
+
+CLONE_NEWNET = 0x40000000
+
 
 class RunOptionError(Exception):
     """A run option (--publish) that is malformed or cannot be had with this engine; the message says what to do."""
@@ -113,16 +120,82 @@ def network_options(published: list[Publish], private: bool, emulated: bool) -> 
         return [f"--publish=127.0.0.1:{port.host}:{port.container}" for port in published]
     if not published:
         return ["--network=none"]
-    if emulated:
-        raise RunOptionError("--publish: an image of another architecture runs in the private engine's own network "
-                             "namespace, which the machine cannot reach; run the image of this machine's architecture, "
-                             "or set DOCKER_HOST to an engine that runs this one (`docker run -p` there)")
     unequal = [port for port in published if port.host != port.container]
-    if unequal:
+    if unequal and not emulated:
         raise RunOptionError(f"--publish {unequal[0].host}:{unequal[0].container}: in the private engine the container "
                              "shares the machine's network, so its port is the machine's; publish one port "
                              f"(--publish {unequal[0].container}), or set DOCKER_HOST to an engine that maps ports")
+    # Emulated: the engine's own network namespace, whose loopback forward() connects the machine's ports to.
     return ["--network=host"]
+
+
+def _enter_network_namespace(path: Path) -> None:
+    """Moves the calling thread into the network namespace at `path` (its sockets are created there after)."""
+    with open(path, "rb") as namespace:
+        if hasattr(os, "setns"):
+            os.setns(namespace.fileno(), os.CLONE_NEWNET)
+            return
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.setns(namespace.fileno(), CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns({path})")
+
+
+def _pump(source: socket.socket, target: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            target.sendall(data)
+    with contextlib.suppress(OSError):
+        target.shutdown(socket.SHUT_WR)
+
+
+def stop_forwarding(listeners: list[socket.socket]) -> None:
+    for listener in listeners:
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept(), which close() alone does not
+        listener.close()
+
+
+def forward(published: list[Publish], namespace: Path) -> list[socket.socket]:
+    """Listens on the machine's 127.0.0.1 for each port and relays every connection to 127.0.0.1 in `namespace`.
+
+    The listening sockets are made here, in the machine's namespace; one thread per port enters `namespace`,
+    so the sockets it connects are there. stop_forwarding() on the returned sockets stops it.
+    """
+    listeners: list[socket.socket] = []
+    for port in published:
+        try:
+            listeners.append(socket.create_server(("127.0.0.1", port.host)))
+        except OSError as error:
+            stop_forwarding(listeners)
+            raise RunOptionError(f"--publish {port.host}: cannot listen on 127.0.0.1:{port.host} ({error.strerror}); "
+                                 "publish a free port") from error
+
+    def serve(listener: socket.socket, port: int) -> None:
+        try:
+            _enter_network_namespace(namespace)
+        except OSError as error:
+            print(f"run: error: cannot forward 127.0.0.1:{listener.getsockname()[1]} into the engine's network namespace "
+                  f"({error}); run the image of this machine's architecture, or set DOCKER_HOST to an engine that runs "
+                  "this one", file=sys.stderr, flush=True)
+            listener.close()
+            return
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:  # closed: the run is over
+                return
+            try:
+                inside = socket.create_connection(("127.0.0.1", port), timeout=10)
+                inside.settimeout(None)
+            except OSError:
+                client.close()  # nothing listens there yet: the client sees the connection closed, and retries
+                continue
+            for source, target in ((client, inside), (inside, client)):
+                threading.Thread(target=_pump, args=(source, target), daemon=True).start()
+
+    for listener, port in zip(listeners, published):
+        threading.Thread(target=serve, args=(listener, port.container), daemon=True).start()
+    return listeners
 
 
 def run(archive: Path, layout: Path, tag: str, arguments: list[str], scratch: Path) -> int:
@@ -130,6 +203,8 @@ def run(archive: Path, layout: Path, tag: str, arguments: list[str], scratch: Pa
     platform = Layout(layout).single_image().platform
     with engine(platform.architecture, scratch) as (docker_host, private):
         network = network_options(published, private, platform.architecture != machine_architecture())
+        namespace = getattr(docker_host, "network_namespace", None)
+        listeners = forward(published, namespace) if published and private and namespace else []
         environment = {**os.environ, "DOCKER_HOST": docker_host}
         loaded = subprocess.run(["docker", "load", "--quiet", "--input", str(archive)], env=environment,
                                 capture_output=True, text=True, check=False)
@@ -145,6 +220,7 @@ def run(archive: Path, layout: Path, tag: str, arguments: list[str], scratch: Pa
         try:
             return container.wait()
         finally:
+            stop_forwarding(listeners)
             if container.poll() is None:
                 subprocess.run(["docker", "rm", "--force", name], env=environment, capture_output=True, check=False)
                 container.wait()

@@ -12,9 +12,9 @@ uses the engine DOCKER_HOST names, else starts the private dockerd the structure
 build root; an image of another architecture runs under qemu there) and stops it afterwards. The
 container's exit status is the run's. `--publish PORT` makes a server in the container reachable on the
 machine's 127.0.0.1:PORT: DOCKER_HOST's engine publishes it (`-p 127.0.0.1:PORT:PORT`); the private engine
-runs the container on the machine's network (`--network=host`, same port on both sides; refused for an
-emulated image, whose engine has its own network namespace). Without it the private engine's containers have
-no network.
+runs the container on the machine's network (`--network=host`, same port on both sides), or, for an
+emulated image, on the network namespace that engine has to itself, with the launcher relaying the machine's
+port into it. Without it the private engine's containers have no network.
 """,
     usage = """
 Arguments after `--` go to the container, e.g. `tools/bazel run //python:3.13_run -- -c 'print(1)'`, after

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -55,8 +57,38 @@ def test_published_ports_reach_the_machines_loopback_in_either_engine() -> None:
     assert run.network_options([run.Publish(8080, 8080)], private=True, emulated=False) == ["--network=host"]
     with pytest.raises(run.RunOptionError, match=r"publish one port \(--publish 8080\)"):
         run.network_options(ports, private=True, emulated=False)
-    with pytest.raises(run.RunOptionError, match="own network namespace, which the machine cannot reach"):
-        run.network_options([run.Publish(8080, 8080)], private=True, emulated=True)
+    # An emulated image's engine has its own network namespace: the container shares it, and forward() relays.
+    assert run.network_options(ports, private=True, emulated=True) == ["--network=host"]
+
+
+def test_forward_relays_each_connection_both_ways(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The relay itself, with the namespace switch left out (entering one needs root outside the sandbox)."""
+    entered: list[Path] = []
+    monkeypatch.setattr(run, "_enter_network_namespace", entered.append)
+    inside = socket.create_server(("127.0.0.1", 0))
+    target = inside.getsockname()[1]
+
+    def echo_upper() -> None:
+        for _ in range(2):
+            connection, _ = inside.accept()
+            with connection:
+                connection.sendall(connection.recv(1024).upper())
+
+    threading.Thread(target=echo_upper, daemon=True).start()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        host = probe.getsockname()[1]
+    listeners = run.forward([run.Publish(host, target)], Path("/proc/1/ns/net"))
+    try:
+        for word in (b"hello", b"again"):
+            with socket.create_connection(("127.0.0.1", host), timeout=10) as client:
+                client.sendall(word)
+                assert client.recv(1024) == word.upper()
+    finally:
+        run.stop_forwarding(listeners)
+    assert entered == [Path("/proc/1/ns/net")]
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", host), timeout=2)
 
 
 def test_the_engines_socket_goes_beside_the_output_bases() -> None:
