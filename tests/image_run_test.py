@@ -6,7 +6,8 @@ it starts the private engine itself (as root, in the build root) and stops it.
 2. the app's arm64 image (//examples/hello_service:hello_service_arm64_run) runs under emulation;
 3. the app's `_run -- --publish PORT -- --port PORT`, amd64 (the container on the machine's network) and
    arm64 (in the emulating engine's own network namespace, relayed): the service answers a real request on
-   the machine's 127.0.0.1:PORT, and stopping the launcher (SIGTERM, as Ctrl-C) stops it;
+   the machine's 127.0.0.1:PORT, and stopping the launcher (SIGTERM, as Ctrl-C) stops it; then the same
+   through DOCKER_HOST naming an engine like `tools/bazel run //tools/oci:engine`'s (no bridge network);
 4. the app's `_push` to a docker-registry on 127.0.0.1 that asks for credentials: refused without them,
    then, logged in with `crane auth login` (a DOCKER_CONFIG outside the checkout), the pushed index's digest
    is the built one.
@@ -25,6 +26,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.registry import crane_login, free_port, running_registry
+from tools.oci.structure_test import private_engine
 
 APP_RUN = os.environ["APP_RUN"]
 APP_PUSH = os.environ["APP_PUSH"]
@@ -52,13 +54,14 @@ def get(url: str, timeout: float) -> tuple[int, dict]:
             time.sleep(0.2)
 
 
-def check_published_service(launcher: str, machine: str) -> None:
+def check_published_service(launcher: str, machine: str, docker_host: str = "") -> None:
     port = free_port()
     started = time.monotonic()
+    env = dict(os.environ, DOCKER_HOST=docker_host) if docker_host else None
     process = subprocess.Popen([launcher, "--publish", str(port), "--", "--port", str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
-        status, body = get(f"http://127.0.0.1:{port}/hello?name=machine", timeout=180)
+        status, body = get(f"http://127.0.0.1:{port}/hello?name=machine", timeout=90)
         answered = time.monotonic() - started
     finally:
         process.send_signal(signal.SIGTERM)
@@ -110,6 +113,10 @@ def main() -> int:
 
     check_published_service(APP_RUN, "x86_64")
     check_published_service("examples/hello_service/hello_service_arm64_run.sh", "aarch64")
+    if not os.environ.get("DOCKER_HOST"):
+        # A lasting engine under DOCKER_HOST, configured as `tools/bazel run //tools/oci:engine`'s (no bridge network).
+        with private_engine() as docker_host:
+            check_published_service(APP_RUN, "x86_64", docker_host)
     check_push()
     print("image_run_test: the base image and the app's images ran, the app served on 127.0.0.1, its _push "
           "reached the authenticated registry with the built digest")

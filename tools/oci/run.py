@@ -11,7 +11,8 @@ after it.
 The run's own options come first and end at the first argument that is not one of them, or at a `--`
 (dropped); the rest are the container's. `--publish PORT` (`-p`, repeatable; `HOST_PORT:CONTAINER_PORT` too)
 makes a server in the container reachable on the machine's 127.0.0.1:PORT: DOCKER_HOST's engine publishes it
-(`docker run -p 127.0.0.1:HOST_PORT:CONTAINER_PORT`); in the private engine the container shares the machine's
+(`docker run -p 127.0.0.1:HOST_PORT:CONTAINER_PORT`) when it has a bridge network; in the private engine, and
+in one on this machine without a bridge (as //tools/oci:engine's), the container shares the machine's
 network (`--network=host`; the build root has the machine's), so the port is the container's own and the two
 must be equal. An image of another architecture runs in the private engine's own network namespace (its
 binfmt_misc namespace): the container shares that one, and this process relays each connection to the
@@ -114,19 +115,34 @@ def split_arguments(arguments: list[str]) -> tuple[list[Publish], list[str]]:
     return published, arguments[index:]
 
 
-def network_options(published: list[Publish], private: bool, emulated: bool) -> list[str]:
-    """`docker run` options that make `published` reachable on the machine's loopback (none: no network, privately)."""
-    if not private:
-        return [f"--publish=127.0.0.1:{port.host}:{port.container}" for port in published]
+def network_options(published: list[Publish], private: bool, emulated: bool, bridge: bool = True,
+                    docker_host: str = "") -> list[str]:
+    """`docker run` options that make `published` reachable on the machine's loopback (none: no network, privately).
+
+    `bridge`: whether DOCKER_HOST's engine has a bridge network to publish ports from (the private one, and the
+    lasting one //tools/oci:engine starts, have none: their containers share the machine's network instead).
+    """
     if not published:
-        return ["--network=none"]
+        return [] if not private else ["--network=none"]
+    if not private and bridge:
+        return [f"--publish=127.0.0.1:{port.host}:{port.container}" for port in published]
+    if not private and not docker_host.startswith("unix://"):
+        raise RunOptionError(f"--publish: the engine DOCKER_HOST={docker_host} names has no bridge network to publish "
+                             "ports from, and it is not on this machine; give it one, or use an engine on this machine")
     unequal = [port for port in published if port.host != port.container]
     if unequal and not emulated:
-        raise RunOptionError(f"--publish {unequal[0].host}:{unequal[0].container}: in the private engine the container "
-                             "shares the machine's network, so its port is the machine's; publish one port "
-                             f"(--publish {unequal[0].container}), or set DOCKER_HOST to an engine that maps ports")
-    # Emulated: the engine's own network namespace, whose loopback forward() connects the machine's ports to.
+        raise RunOptionError(f"--publish {unequal[0].host}:{unequal[0].container}: in this engine (no bridge network) the "
+                             "container shares the machine's network, so its port is the machine's; publish one port "
+                             f"(--publish {unequal[0].container}), or use an engine with a bridge network")
+    # Emulated in the private engine: its own network namespace, whose loopback forward() connects the machine's
+    # ports to.
     return ["--network=host"]
+
+
+def has_bridge(environment: dict[str, str]) -> bool:
+    """Whether the engine has docker's default bridge network (dockerd --bridge=none, as ours run, has none)."""
+    return subprocess.run(["docker", "network", "inspect", "bridge"], env=environment, capture_output=True,
+                          check=False).returncode == 0
 
 
 def _enter_network_namespace(path: Path) -> None:
@@ -202,10 +218,11 @@ def run(archive: Path, layout: Path, tag: str, arguments: list[str], scratch: Pa
     published, arguments = split_arguments(arguments)
     platform = Layout(layout).single_image().platform
     with engine(platform.architecture, scratch) as (docker_host, private):
-        network = network_options(published, private, platform.architecture != machine_architecture())
+        environment = {**os.environ, "DOCKER_HOST": docker_host}
+        bridge = private or not published or has_bridge(environment)
+        network = network_options(published, private, platform.architecture != machine_architecture(), bridge, docker_host)
         namespace = getattr(docker_host, "network_namespace", None)
         listeners = forward(published, namespace) if published and private and namespace else []
-        environment = {**os.environ, "DOCKER_HOST": docker_host}
         loaded = subprocess.run(["docker", "load", "--quiet", "--input", str(archive)], env=environment,
                                 capture_output=True, text=True, check=False)
         if loaded.returncode != 0:

@@ -53,6 +53,12 @@ def test_published_ports_reach_the_machines_loopback_in_either_engine() -> None:
     ports = [run.Publish(9000, 8080)]
     assert run.network_options(ports, private=False, emulated=False) == ["--publish=127.0.0.1:9000:8080"]
     assert run.network_options(ports, private=False, emulated=True) == ["--publish=127.0.0.1:9000:8080"]
+    assert run.network_options([], private=False, emulated=False) == []
+    # DOCKER_HOST's engine without a bridge (as //tools/oci:engine's): on this machine, its network; elsewhere, refused.
+    assert run.network_options([run.Publish(8080, 8080)], False, False, bridge=False,
+                               docker_host="unix:///run/engine.sock") == ["--network=host"]
+    with pytest.raises(run.RunOptionError, match="no bridge network to publish ports from, and it is not on this machine"):
+        run.network_options([run.Publish(8080, 8080)], False, False, bridge=False, docker_host="tcp://10.0.0.2:2375")
     assert run.network_options([], private=True, emulated=False) == ["--network=none"]
     assert run.network_options([run.Publish(8080, 8080)], private=True, emulated=False) == ["--network=host"]
     with pytest.raises(run.RunOptionError, match=r"publish one port \(--publish 8080\)"):
