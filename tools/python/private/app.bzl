@@ -214,7 +214,8 @@ def py_app_image(
     Makes NAME_<arch>_requirements (py_wheels_layer), NAME_<arch>_app (py_app_layer), NAME_<arch>
     (oci_image) and NAME (oci_image_index), and to use them: NAME_load (`docker load` of the amd64 image, or
     the only one), NAME_push (the index, to `--repository` given at run time), NAME_run and NAME_<arch>_run
-    (`bazel run` runs the image in an engine, DOCKER_HOST's or a private one; arguments after `--` go to it).
+    (`bazel run` runs the image in an engine, DOCKER_HOST's or a private one; arguments after `--` go to it,
+    after the run's own `--publish PORT`, which serves on the machine's 127.0.0.1:PORT).
 
     Args:
       name: the index's name.
