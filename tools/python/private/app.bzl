@@ -159,8 +159,8 @@ architecture's CPython and glibc, wheels only, from the configured index (PIP_IN
 configuration, or pip's default), PIP_FIND_LINKS, `find_links` and the `wheelhouse`, and writes the whole
 closure pinned with each wheel's sha256, plus the sha256 of `requirements` (a build with a stale lock fails
 and names this target). A pure-Python sdist is built into a deterministic wheel; every local wheel the lock
-names is copied into the wheelhouse (commit it). Every architecture's problems are reported together, and
-the lock is then left as it was.
+names is copied into the wheelhouse (commit it). Every architecture's problems are reported together (all of
+its missing wheels in one list, then the fix), and the lock is then left as it was.
 """,
     usage = """
 `tools/bazel run //examples/hello_service:requirements.update` writes `lock_path` in the workspace; flags
