@@ -19,7 +19,7 @@ import os
 import shutil
 from pathlib import Path
 
-from tools.python.requirements_lock import parse_lock
+from tools.python.requirements_lock_reader import parse_lock
 from tools.remote.nested_bazel import NestedBazel, workspace_from_runfiles
 
 WHEEL = "docopt-0.6.2-py2.py3-none-any.whl"

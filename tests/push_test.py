@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tarfile
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Iterator

@@ -3,8 +3,9 @@
 The same dockerd the structure tests start (tools/oci/structure_test.py: root, no bridge, no iptables, its own
 data root), but it lasts until you stop it (Ctrl-C), and its socket (engine.sock) is in a directory the machine shares
 with the build root (beside Bazel's output bases; its state stays in the build root's /tmp), so the machine's docker CLI and every tools/bazel command reach
-it: `DOCKER_HOST=unix://... tools/bazel run //python:3.13_load`, `docker build`, `docker run -p 8080:8080`.
-Containers get the machine's network only when asked (`docker run --network=host`); the default bridge is off.
+it: `DOCKER_HOST=unix://... tools/bazel run //python:3.13_load`, `docker build`, `_run -- --publish 8080`.
+Containers get the machine's network only when asked (`docker run --network=host`, which `--publish` uses for
+it); the default bridge is off, so `docker run -p` publishes nothing there.
 Its images and containers go when it stops.
 """
 

@@ -125,8 +125,15 @@ class Emulation:
     emulator: Path
 
 
+class EngineHost(str):
+    """A private engine's DOCKER_HOST; `network_namespace` is its own network namespace (/proc/PID/ns/net) when
+    it runs in one (emulation), None when it has the machine's."""
+
+    network_namespace: Path | None = None
+
+
 @contextlib.contextmanager
-def private_engine(emulation: Emulation | None = None, socket: Path | None = None) -> Iterator[str]:
+def private_engine(emulation: Emulation | None = None, socket: Path | None = None) -> Iterator[EngineHost]:
     """Starts dockerd and yields its DOCKER_HOST; stops it, and everything it started, on the way out.
 
     With `emulation`, dockerd runs in a namespace of its own with the emulator registered there; stopping
@@ -149,7 +156,10 @@ def private_engine(emulation: Emulation | None = None, socket: Path | None = Non
                 dockerd_command(state, socket_path), emulation.emulator, emulation.architecture, binfmt_dir, output=log)
     try:
         wait_for_engine(process, socket_path, log_path)
-        yield f"unix://{socket_path}"
+        host = EngineHost(f"unix://{socket_path}")
+        if emulation is not None:  # unshare itself entered the new namespaces (all but the PID one)
+            host.network_namespace = Path(f"/proc/{process.pid}/ns/net")
+        yield host
     finally:
         if emulation is None:
             stop_engine(process)

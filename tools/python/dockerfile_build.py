@@ -1,11 +1,11 @@
 """Testing an image built by `docker build` from a Dockerfile on these images, from any package.
 
-examples/hello_service/tests/test_dockerfile.py is the example: a py_test with `deps =
-["//tools/python:dockerfile_build"]`, the -dev and runtime images' oci_load targets and the app's wheels as
-data. This holds what such a test needs besides its own checks: the build context's wheels/ (exactly the
-locked wheels, each checked against the lock's sha256, so pip --require-hashes accepts them with no network),
-an engine (DOCKER_HOST's, e.g. `tools/bazel run //tools/oci:engine`'s, else a private one), and the size of
-the layers an image adds.
+The ready-made test is the `dockerfile_test` rule (//tools/python:defs.bzl; its tool is dockerfile_test.py),
+which examples/hello_service uses. This holds what such a test needs besides its own checks, for that rule
+and for a py_test of your own (`deps = ["//tools/python:dockerfile_build"]`): the build context's wheels/
+(exactly the locked wheels, each checked against the lock's sha256, so pip --require-hashes accepts them
+with no network), an engine (DOCKER_HOST's, e.g. `tools/bazel run //tools/oci:engine`'s, else a private
+one), and the size of the layers an image adds.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from tools.oci.structure_test import private_engine
-from tools.python.requirements_lock import parse_lock
+from tools.python.requirements_lock_reader import parse_lock
 from tools.python.wheel_tags import normalize_name
 
 

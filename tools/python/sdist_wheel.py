@@ -1,6 +1,6 @@
 """Builds a pure-Python source distribution into a wheel at lock time, the same bytes every time.
 
-Some pure-Python projects publish only an sdist (e.g. docopt 0.6.2). The lock (lock.py) downloads the sdist
+Some pure-Python projects publish only an sdist (e.g. docopt 0.6.2). The lock (requirements_lock_writer.py) downloads the sdist
 that satisfies the requirement with pip, builds it with `pip wheel` (pip's PEP 517 front end, in pip's build
 isolation) with no C or C++ compiler available (CC and CXX name `false`), and accepts the result only when it
 is `none-any` (pure Python): a wheel with native code built on the build machine would be for its Python
@@ -28,7 +28,15 @@ TAIL_LINES = 12
 
 
 class SdistError(Exception):
-    """The sdist cannot be had or built into a pure wheel; the message says why and what to do."""
+    """The sdist cannot be had or built into a pure wheel; the message says why and what to do.
+
+    `problem` is the message without the fix, `fix` the fix alone (the lock lists several problems, then the fix once).
+    """
+
+    def __init__(self, problem: str, fix: str = "") -> None:
+        super().__init__(f"{problem}\n  {fix}" if fix else problem)
+        self.problem = problem
+        self.fix = fix
 
 
 def normalized_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
@@ -80,12 +88,12 @@ def build_pure_wheel(requirement: str, python_version: str, output_dir: Path, pi
         found = sorted(sdists.glob("*")) if sdists.is_dir() else []
         output = download.stderr + download.stdout
         if download.returncode != 0 and "metadata-generation-failed" in output:
-            raise SdistError(f"{requirement}: {needs_compiler}:\n    {_tail(output)}\n  {fix}")
+            raise SdistError(f"{requirement}: {needs_compiler}:\n    {_tail(output)}", fix)
         if download.returncode != 0 or not found:
             raise SdistError(
                 f"{requirement}: no version of it fits, neither as a wheel for the images' platform nor as a source "
                 "distribution:\n    "
-                f"{_tail(output)}\n  {fix}"
+                f"{_tail(output)}", fix
             )
         build = subprocess.run(
             # --no-cache-dir: built fresh, never an earlier build from pip's wheel cache.
@@ -95,7 +103,7 @@ def build_pure_wheel(requirement: str, python_version: str, output_dir: Path, pi
         )
         wheels = sorted(built.glob("*.whl")) if built.is_dir() else []
         if build.returncode != 0 or not wheels:
-            raise SdistError(f"{requirement}: {needs_compiler} ({found[0].name}):\n    {_tail(build.stderr + build.stdout)}\n  {fix}")
+            raise SdistError(f"{requirement}: {needs_compiler} ({found[0].name}):\n    {_tail(build.stderr + build.stdout)}", fix)
         try:
             wheel = WheelName.parse(wheels[0].name)
         except WheelNameError as error:
@@ -103,7 +111,7 @@ def build_pure_wheel(requirement: str, python_version: str, output_dir: Path, pi
         if not all(abi == "none" and platform == "any" for _, abi, platform in wheel.tags):
             raise SdistError(
                 f"{requirement}: building {found[0].name} gave {wheels[0].name}, which holds native code for this "
-                f"machine, not the image: the sdist needs a compiler for the image's platform; {fix}"
+                "machine, not the image: the sdist needs a compiler for the image's platform", fix
             )
         output_dir.mkdir(parents=True, exist_ok=True)
         target = output_dir / wheels[0].name

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from tools import cli
-from tools.python.requirements_lock import Requirement
+from tools.python.requirements_lock_reader import Requirement
 from tools.python.simple_index import IndexError_, IndexFile, parse_page
 from tools.python.wheel_tags import Interpreter, WheelName, WheelNameError
 

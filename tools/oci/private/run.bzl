@@ -10,10 +10,16 @@ _DOC = rule_doc(
 Building the target writes the image as a docker-archive (as oci_load does). Running it (tools/oci/run.py)
 uses the engine DOCKER_HOST names, else starts the private dockerd the structure tests use (root, in the
 build root; an image of another architecture runs under qemu there) and stops it afterwards. The
-container's exit status is the run's. The private engine's containers have no network.
+container's exit status is the run's. `--publish PORT` makes a server in the container reachable on the
+machine's 127.0.0.1:PORT: DOCKER_HOST's engine publishes it (`-p 127.0.0.1:PORT:PORT`); the private engine
+runs the container on the machine's network (`--network=host`, same port on both sides), or, for an
+emulated image, on the network namespace that engine has to itself, with the launcher relaying the machine's
+port into it. Without it the private engine's containers have no network.
 """,
     usage = """
-Arguments after `--` go to the container, e.g. `tools/bazel run //python:3.13_run -- -c 'print(1)'`.
+Arguments after `--` go to the container, e.g. `tools/bazel run //python:3.13_run -- -c 'print(1)'`, after
+the run's own options, which come first and end at the first other argument or a `--`:
+`tools/bazel run //examples/hello_service:hello_service_run -- --publish 8080 -- --port 8080`.
 """,
     examples = """
 ```starlark

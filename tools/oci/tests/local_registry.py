@@ -1,11 +1,13 @@
 """Debian's docker-registry on 127.0.0.1, with or without htpasswd authentication, for the tests that push to a
-real registry (//tests:push_test, //tools/release:release_e2e_test). Started and stopped by the test.
+real registry (//tests:push_test, //tests:image_run_test's app push, //tools/release:release_e2e_test). Started
+and stopped by the test; credentials are where a user's are, outside the checkout.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -30,6 +32,9 @@ PASSWORD_BCRYPT = "$2b$04$VBThy/9UaIIwVR3lcorxS.RpYDC5woKQjS9n3CZ.owcvU5OCUIcR."
 @contextlib.contextmanager
 def running_registry(with_auth: bool) -> Iterator[str]:
     """Runs docker-registry on 127.0.0.1 with storage in a temporary directory; yields host:port."""
+    if not shutil.which("docker-registry"):
+        raise AssertionError("docker-registry is not on PATH: it is in tools/bazel's build root (Debian's "
+                             "docker-registry); run the test with tools/bazel")
     state = Path(tempfile.mkdtemp(prefix="registry-", dir=os.environ.get("TEST_TMPDIR")))
     port = free_port()
     auth = ""
@@ -64,6 +69,7 @@ def wait_until_serving(port: int, process: subprocess.Popen[bytes], log: Path) -
     raise AssertionError(f"docker-registry did not serve on port {port}:\n{log.read_text()}")
 
 
-def crane_login(address: str, password: str = PASSWORD) -> None:
+def crane_login(address: str, password: str = PASSWORD, env: dict[str, str] | None = None) -> None:
     """What a user does once on the machine: `crane auth login` writes the docker config DOCKER_CONFIG names."""
-    subprocess.run(["crane", "auth", "login", address, "-u", USER, "-p", password], check=True, capture_output=True)
+    subprocess.run(["crane", "auth", "login", address, "-u", USER, "-p", password], check=True, capture_output=True,
+                   env=env)

@@ -154,13 +154,13 @@ _REQUIREMENTS_LOCK_DOC = rule_doc(
     summary = """(Re)writes a requirements lock with pip's resolver: `bazel run` it.""",
     behavior = """
 `requirements` holds the app's top-level requirements as pip reads them (extras, markers, version
-specifiers). tools/python/lock.py resolves them with pip (`pip install --dry-run --report`) for each
+specifiers). tools/python/requirements_lock_writer.py resolves them with pip (`pip install --dry-run --report`) for each
 architecture's CPython and glibc, wheels only, from the configured index (PIP_INDEX_URL, pip's
 configuration, or pip's default), PIP_FIND_LINKS, `find_links` and the `wheelhouse`, and writes the whole
 closure pinned with each wheel's sha256, plus the sha256 of `requirements` (a build with a stale lock fails
 and names this target). A pure-Python sdist is built into a deterministic wheel; every local wheel the lock
-names is copied into the wheelhouse (commit it). Every architecture's problems are reported together, and
-the lock is then left as it was.
+names is copied into the wheelhouse (commit it). Every architecture's problems are reported together (all of
+its missing wheels in one list, then the fix), and the lock is then left as it was.
 """,
     usage = """
 `tools/bazel run //examples/hello_service:requirements.update` writes `lock_path` in the workspace; flags
@@ -191,7 +191,7 @@ py_requirements_lock = rule(
         "architectures": attr.string_list(default = ["amd64", "arm64"]),
         "glibc": attr.string(mandatory = True, doc = "The images' glibc version, e.g. 2.41 for trixie: the newest manylinux tag allowed."),
         "_launcher": launcher_attr("//tools/python/private:requirements_lock.sh.tpl"),
-        "_tool": attr.label(default = "//tools/python:lock", executable = True, cfg = "target"),
+        "_tool": attr.label(default = "//tools/python:requirements_lock_writer", executable = True, cfg = "target"),
     },
 )
 
@@ -214,7 +214,8 @@ def py_app_image(
     Makes NAME_<arch>_requirements (py_wheels_layer), NAME_<arch>_app (py_app_layer), NAME_<arch>
     (oci_image) and NAME (oci_image_index), and to use them: NAME_load (`docker load` of the amd64 image, or
     the only one), NAME_push (the index, to `--repository` given at run time), NAME_run and NAME_<arch>_run
-    (`bazel run` runs the image in an engine, DOCKER_HOST's or a private one; arguments after `--` go to it).
+    (`bazel run` runs the image in an engine, DOCKER_HOST's or a private one; arguments after `--` go to it,
+    after the run's own `--publish PORT`, which serves on the machine's 127.0.0.1:PORT).
 
     Args:
       name: the index's name.

@@ -161,7 +161,7 @@ def _python_wheels_impl(module_ctx):
     for module in module_ctx.modules:
         for lock in module.tags.lock:
             lock_path = module_ctx.path(lock.lock)
-            data = json.decode(_run_tool(module_ctx, "tools.python.requirements_lock", [str(lock_path)], "reading %s" % lock.lock))
+            data = json.decode(_run_tool(module_ctx, "tools.python.requirements_lock_reader", [str(lock_path)], "reading %s" % lock.lock))
             if data["input"] and hasattr(module_ctx, "watch"):
                 # A changed requirements file re-runs this, and the stale check then fails the build.
                 module_ctx.watch(data["input"])

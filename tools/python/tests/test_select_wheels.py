@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tools.python import select_wheels
-from tools.python.requirements_lock import Requirement
+from tools.python.requirements_lock_reader import Requirement
 from tools.python.select_wheels import SelectError, select
 from tools.python.simple_index import parse_page, project_url
 from tools.python.wheel_tags import Interpreter

@@ -6,7 +6,7 @@ pip_resolve.py, with the image's marker environment) resolves them for the image
 linux/ARCH, manylinux up to the image's glibc, wheels only. The lock lists every package of the closure pinned
 with the sha256 of its wheel for each architecture, in pip's `--require-hashes` format:
 
-    # Written by tools/python/lock.py with pip's resolver; do not edit. Update: tools/bazel run //app:requirements.update
+    # Written by tools/python/requirements_lock_writer.py with pip's resolver; do not edit. Update: tools/bazel run //app:requirements.update
     # input: requirements.in sha256=...
     # target: CPython 3.13 linux/amd64 linux/arm64 glibc 2.41
     # wheelhouse: wheelhouse
@@ -46,7 +46,7 @@ from pathlib import Path
 
 from tools import cli
 from tools.atomic_file import write_atomically
-from tools.python.requirements_lock import logical_lines
+from tools.python.requirements_lock_reader import logical_lines
 from tools.python.sdist_wheel import SdistError, build_pure_wheel
 from tools.python.wheel_tags import MACHINES, Interpreter, normalize_name, parse_glibc
 
@@ -169,29 +169,85 @@ def closure(report: dict) -> dict[str, Locked]:
     return locked
 
 
+def placeholder_version(requirement: str, versions: str) -> str | None:
+    """A version `requirement`'s specifier accepts: one pip listed (`versions`), one it names, or the next release
+    after one it names (for `>` and `!=`); None when none of those fits."""
+    from pip._vendor.packaging.requirements import Requirement  # type: ignore[import-not-found]
+    from pip._vendor.packaging.version import InvalidVersion, Version  # type: ignore[import-not-found]
+    specifier = Requirement(requirement).specifier
+    candidates = [v.strip() for v in versions.split(",") if v.strip() and v.strip() != "none"]
+    for clause in specifier:
+        try:
+            release = Version(clause.version.rstrip(".*")).release
+        except InvalidVersion:
+            continue
+        candidates.append(".".join(map(str, release)))
+        for position in range(len(release) - 1, -1, -1):
+            candidates.append(".".join(map(str, (*release[:position], release[position] + 1))))
+    candidates.append("0")
+    return next((candidate for candidate in candidates if specifier.contains(candidate, prereleases=True)), None)
+
+
+def write_placeholder(directory: Path, requirement: str, version: str) -> None:
+    """An empty wheel standing in for a requirement that has none, so pip resolves the rest and finds every missing one."""
+    import zipfile
+    from pip._vendor.packaging.requirements import Requirement  # type: ignore[import-not-found]
+    name = re.sub(r"[-_.]+", "_", Requirement(requirement).name).lower()
+    dist = f"{name}-{version}.dist-info"
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+             f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: lock-placeholder\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+             f"{dist}/RECORD": ""}
+    with zipfile.ZipFile(directory / f"{name}-{version}-py3-none-any.whl", "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+
+
 def resolve_architecture(requirements: Path, python_version: str, architecture: str, glibc: tuple[int, int],
                          find_links: list[Path], built: Path) -> dict[str, Locked]:
-    """One architecture's closure; pure sdists pip cannot use are built into `built` and pip is asked again."""
+    """One architecture's closure; pure sdists pip cannot use are built into `built` and pip is asked again.
+
+    pip stops at the first requirement it finds nothing for. One that cannot be built either is noted, an empty
+    placeholder wheel stands in for it (in a directory of this architecture's own) and pip is asked again, so
+    every missing wheel of the architecture is reported in one error, with the fix once.
+    """
     tried: set[str] = set()
+    missing: list[str] = []
+    fixes: list[str] = []
     started = time.monotonic()
-    for _ in range(MAX_SDIST_BUILDS + 1):
-        status, output, report = resolve(requirements, python_version, architecture, glibc, [*find_links, built])
-        if status == 0:
-            found = closure(report)
-            print(f"lock: linux/{architecture}: {len(found)} packages ({time.monotonic() - started:.1f} s)", flush=True)
-            return found
-        missing = _NOT_FOUND.search(output)
-        requirement = _FROM.sub("", missing.group("requirement")).split(";")[0].strip() if missing else ""
-        while requirement and _FROM.search(requirement):
-            requirement = _FROM.sub("", requirement)
-        if not requirement or requirement in tried:
-            raise LockToolError(f"linux/{architecture}: pip's resolver found no solution:\n    {reason(output)}")
-        tried.add(requirement)
-        print(f"lock: linux/{architecture}: no wheel for {requirement}; building its sdist (pure Python only)", flush=True)
-        try:
-            build_pure_wheel(requirement, python_version, built, [])
-        except SdistError as error:
-            raise LockToolError(f"linux/{architecture}: {error}") from error
+    with tempfile.TemporaryDirectory(prefix=f"lock-placeholders-{architecture}-") as placeholders:
+        for _ in range(MAX_SDIST_BUILDS + 1):
+            status, output, report = resolve(requirements, python_version, architecture, glibc,
+                                             [*find_links, built, Path(placeholders)])
+            if status == 0 and not missing:
+                found = closure(report)
+                print(f"lock: linux/{architecture}: {len(found)} packages ({time.monotonic() - started:.1f} s)", flush=True)
+                return found
+            if status == 0:
+                raise LockToolError(f"linux/{architecture}: {len(missing)} requirement(s) with no wheel for the images' "
+                                    "platform:\n    - " + "\n    - ".join(missing) + "".join(f"\n  {fix}" for fix in fixes))
+            not_found = _NOT_FOUND.search(output)
+            requirement = _FROM.sub("", not_found.group("requirement")).split(";")[0].strip() if not_found else ""
+            while requirement and _FROM.search(requirement):
+                requirement = _FROM.sub("", requirement)
+            if not requirement or requirement in tried:
+                also = "".join(f"\n    and no wheel for: {problem.splitlines()[0]}" for problem in missing)
+                raise LockToolError(f"linux/{architecture}: pip's resolver found no solution:\n    {reason(output)}{also}")
+            tried.add(requirement)
+            print(f"lock: linux/{architecture}: no wheel for {requirement}; building its sdist (pure Python only)", flush=True)
+            try:
+                build_pure_wheel(requirement, python_version, built, [])
+            except SdistError as error:
+                version = placeholder_version(requirement, not_found.group("versions") if not_found else "")
+                missing.append(error.problem.replace("\n", "\n      "))
+                if error.fix and error.fix not in fixes:
+                    fixes.append(error.fix)
+                if version is None:
+                    raise LockToolError(f"linux/{architecture}: {len(missing)} requirement(s) with no wheel for the images' "
+                                        "platform (and maybe more after them):\n    - " + "\n    - ".join(missing)
+                                        + "".join(f"\n  {fix}" for fix in fixes)) from error
+                print(f"lock: linux/{architecture}: {requirement} cannot be had (listed at the end); resolving the rest", flush=True)
+                write_placeholder(Path(placeholders), requirement, version)
     raise LockToolError(f"linux/{architecture}: more than {MAX_SDIST_BUILDS} sdists to build; give the lock wheels")
 
 
@@ -250,7 +306,7 @@ def lock(requirements: Path, output: Path, python_version: str, architectures: l
         entries = merge(closures)
         relative_input = os.path.relpath(requirements, output.parent)
         header = [
-            f"# Written by tools/python/lock.py with pip's resolver; do not edit. Update: {update_command}",
+            f"# Written by tools/python/requirements_lock_writer.py with pip's resolver; do not edit. Update: {update_command}",
             f"# input: {relative_input} sha256={sha256_of(requirements)}",
             f"# target: CPython {python_version} {' '.join('linux/' + a for a in architectures)} glibc {glibc[0]}.{glibc[1]}",
             f"# wheelhouse: {wheelhouse_name}",

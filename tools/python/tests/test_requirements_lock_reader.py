@@ -1,4 +1,4 @@
-"""Tests for tools/python/requirements_lock.py: what a lock may hold, and the errors for what it may not."""
+"""Tests for tools/python/requirements_lock_reader.py: what a lock may hold, and the errors for what it may not."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.python import requirements_lock
-from tools.python.requirements_lock import LockError, parse_lock
+from tools.python import requirements_lock_reader as requirements_lock
+from tools.python.requirements_lock_reader import LockError, parse_lock
 
 A, B = "a" * 64, "b" * 64
 
@@ -83,7 +83,7 @@ def test_a_changed_input_makes_the_lock_stale_with_its_update_command(tmp_path: 
     source.write_text("orjson\n")
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
     lock = tmp_path / "requirements.lock"
-    lock.write_text(f"# Written by tools/python/lock.py; do not edit. Update: tools/bazel run //app:requirements.update\n"
+    lock.write_text(f"# Written by tools/python/requirements_lock_writer.py; do not edit. Update: tools/bazel run //app:requirements.update\n"
                     f"# input: requirements.in sha256={digest}\n# wheelhouse: wheelhouse\n"
                     f"orjson==3.11.5 --hash=sha256:{A}\n")
     (tmp_path / "wheelhouse").mkdir()

@@ -1,4 +1,4 @@
-"""Tests for tools/python/lock.py: pip's resolver for real, offline, over a directory of synthetic wheels and sdists."""
+"""Tests for tools/python/requirements_lock_writer.py: pip's resolver for real, offline, over a directory of synthetic wheels and sdists."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.python import lock
-from tools.python.requirements_lock import check_fresh, parse_lock
+from tools.python import requirements_lock_writer as lock
+from tools.python.requirements_lock_reader import check_fresh, parse_lock
 from tools.python.tests.wheelfactory import make_wheel
 
 X86, ARM = "manylinux_2_17_x86_64", "manylinux_2_17_aarch64"
@@ -122,8 +122,31 @@ def test_an_unsatisfiable_specifier_is_an_error_for_each_architecture(index: Pat
     assert status == 1 and not output.exists()
     error = capsys.readouterr().err
     for architecture in ("amd64", "arm64"):
-        assert (f"linux/{architecture}: dep>=5: no version of it fits, neither as a wheel for the images' platform nor "
-                "as a source distribution") in error
+        assert (f"linux/{architecture}: 1 requirement(s) with no wheel for the images' platform:\n    - dep>=5: no "
+                "version of it fits, neither as a wheel for the images' platform nor as a source distribution") in error
+
+
+def test_every_missing_wheel_of_an_architecture_is_listed_in_one_run(index: Path, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    # ghost and phantom exist nowhere; nativepkg only as an sdist that needs a compiler; x86only has no arm64
+    # wheel, and is needed through a package that does resolve (tool), so pip meets it only after the others.
+    make_sdist(index, "nativepkg", "1.0", native=True)
+    make_wheel(index, "tool-1.0-py3-none-any.whl", {"tool/__init__.py": b""}, requires=("x86only>1.1,<3",))
+    make_wheel(index, f"x86only-2.0-cp313-cp313-{X86}.whl", {"x86only/__init__.py": b""})
+    status, output = run_lock(tmp_path, "app\nghost>=1.2\nnativepkg\nphantom==3.0\ntool\n")
+    assert status == 1 and not output.exists() and not (tmp_path / "wheelhouse").exists()
+    error = capsys.readouterr().err
+    assert "2 of 2 architectures failed; the lock is unchanged" in error
+    amd64, arm64 = error.split("linux/amd64: ", 1)[1].split("linux/arm64: ", 1)
+    assert amd64.startswith("3 requirement(s) with no wheel for the images' platform:\n")
+    assert arm64.startswith("4 requirement(s) with no wheel for the images' platform:\n")
+    for section in (amd64, arm64):
+        for problem in ("- ghost>=1.2: no version of it fits", "- phantom==3.0: no version of it fits",
+                        "- nativepkg: publishes no wheel for the images' platform, only a source distribution"):
+            assert problem in section, f"{problem!r} missing from {section}"
+        # The fix once, after the list.
+        assert section.count("PIP_FIND_LINKS=DIR") == 1 and section.index("PIP_FIND_LINKS=DIR") > section.index("- phantom")
+    assert "- x86only<3,>1.1: no version of it fits" in arm64 and "x86only" not in amd64
 
 
 def test_bad_lines_are_listed_together(index: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

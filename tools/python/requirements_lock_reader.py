@@ -13,11 +13,11 @@ architectures only. Not accepted, each with an error that says what to do instea
 lines (--index-url and the like: the index comes from PIP_INDEX_URL), URLs and paths, other hash
 algorithms, and a project listed twice for one architecture.
 
-The lock tool (lock.py) writes a header the build checks: `# input: FILE sha256=HEX` (the requirements it
+The lock tool (requirements_lock_writer.py) writes a header the build checks: `# input: FILE sha256=HEX` (the requirements it
 was made from: when FILE's sha256 differs, the lock is stale and the error gives the `Update:` command) and
 `# wheelhouse: DIR` (local wheels beside the lock, which the build uses instead of the index).
 
-Run as `python3 -m tools.python.requirements_lock LOCK`, it checks that the lock is not stale and prints the
+Run as `python3 -m tools.python.requirements_lock_reader LOCK`, it checks that the lock is not stale and prints the
 requirements and the wheelhouse's wheels as JSON, for the module extension (tools/python/private/wheels.bzl).
 """
 
@@ -197,7 +197,7 @@ def wheelhouse_wheels(text: str, lock: Path) -> list[dict[str, str]]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: requirements_lock.py LOCK", file=sys.stderr)
+        print("usage: requirements_lock_reader.py LOCK", file=sys.stderr)
         return 2
     path = Path(args[0])
     text = path.read_text(encoding="utf-8")
