@@ -31,7 +31,8 @@ from typing import Any, Iterable
 
 from debian.debian_support import Version
 
-from tools import build_root, cli
+from tools import build_root_packages as build_root
+from tools import cli
 from tools.atomic_file import write_atomically
 from tools.debian import lock
 from tools.debian.lock import LockError, Source, log
