@@ -1,4 +1,4 @@
-"""oci_image and oci_image_index: OCI image layouts written by tools/oci/oci_layout.py."""
+"""oci_image and oci_image_index: OCI image layouts written by tools/oci/build_layout.py."""
 
 load("//tools/private:docs.bzl", "rule_doc")
 
@@ -44,7 +44,7 @@ def _oci_image_impl(ctx):
 
 _IMAGE_DOC = rule_doc(
     summary = """An OCI image layout directory (oci-layout, index.json, blobs/sha256/...) of one image, built
-from tar layers by tools/oci/oci_layout.py.""",
+from tar layers by tools/oci/build_layout.py.""",
     behavior = """
 The image is `base`'s layers (if any) followed by `tars`, each stored as it is (plain, gzip or zstd: the
 media type follows the compression). The config starts from the base's: `env` and `labels` are merged over
@@ -85,7 +85,7 @@ oci_image = rule(
         "architecture": attr.string(doc = "The CPU architecture (GOARCH names: amd64, arm64); default: the base's, else amd64."),
         "variant": attr.string(doc = "The CPU variant, e.g. v8 for arm64; default: the base's."),
         "created": attr.string(default = "1970-01-01T00:00:00Z", doc = "The creation time recorded in the config; fixed so builds are reproducible."),
-        "_tool": attr.label(default = "//tools/oci:oci_layout", executable = True, cfg = "exec"),
+        "_tool": attr.label(default = "//tools/oci:build_layout", executable = True, cfg = "exec"),
     },
 )
 
@@ -131,6 +131,6 @@ oci_image_index = rule(
     doc = _INDEX_DOC,
     attrs = {
         "images": attr.label_list(mandatory = True, allow_files = True, doc = "The oci_image targets, one per platform."),
-        "_tool": attr.label(default = "//tools/oci:oci_layout", executable = True, cfg = "exec"),
+        "_tool": attr.label(default = "//tools/oci:build_layout", executable = True, cfg = "exec"),
     },
 )
