@@ -48,7 +48,6 @@ EXTRA_MODULE_OVERRIDES = {
     "aspect_bazel_lib": "/usr/share/bazel/tools/aspect_bazel_lib",
     "bazel_lib": "/usr/share/bazel/tools/bazel_lib",
     "rules_shell": "/usr/share/bazel/rules/shell",
-    "stardoc": "/usr/share/bazel/tools/stardoc",
 }
 # The archive table: each archive's mirror variable, and the snapshot service's variable and layout (the
 # fallback for pins the mirror no longer serves, for the build root and for the images' .debs alike).
