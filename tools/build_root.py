@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import glob
-import hashlib
 import json
 import lzma
 import os
@@ -30,7 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-PACKAGE_LIST = Path(__file__).resolve().parent / "build_root.packages"
+# The package list's parser, shared with the build actions that read the list. tools/bazel runs this file as a
+# script, with tools/ first on sys.path; the tests and the bench import it as tools.build_root.
+if __package__:
+    from tools.build_root_packages import PACKAGE_LIST, PIN, BuildRootError, PackageList, read_package_list  # noqa: F401
+else:
+    from build_root_packages import PACKAGE_LIST, PIN, BuildRootError, PackageList, read_package_list  # noqa: F401
+
 PROJECT_DIR = PACKAGE_LIST.parent.parent
 
 # Modules that Bazel's own bazel_tools module asks the registry for; nothing here uses them, so empty
@@ -78,51 +83,8 @@ KEPT_ROOTS = 2
 APT_SOURCES = ("/etc/apt/sources.list", "/etc/apt/sources.list.d")
 
 
-# One pin of the package list: "package=version" (tools/debian/update.py rewrites them with it too).
-PIN = re.compile(r"(?P<name>[a-z0-9][a-z0-9.+-]*)=(?P<version>[A-Za-z0-9.+:~-]+)")
-
-
-class BuildRootError(Exception):
-    """A problem the user must fix; its message says what and how."""
-
-
 def log(message: str) -> None:
     print(f"[tools/bazel] {message}", file=sys.stderr, flush=True)
-
-
-# --- The package list -------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class PackageList:
-    suite: str
-    packages: tuple[str, ...]  # "name=version"
-    digest: str  # sha256 of the file, which names the cache directory
-    snapshot: str = ""  # the snapshot timestamp the pins were resolved at, when they were
-
-    def pins(self) -> dict[str, str]:
-        return dict(package.split("=", 1) for package in self.packages)
-
-
-def read_package_list(path: Path = PACKAGE_LIST) -> PackageList:
-    text = path.read_text()
-    suite = snapshot = ""
-    packages: list[str] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        if line.startswith("suite "):
-            suite = line.split(None, 1)[1]
-        elif re.fullmatch(r"snapshot \d{8}T\d{6}Z", line):
-            snapshot = line.split()[1]
-        elif PIN.fullmatch(line):
-            packages.append(line)
-        else:
-            raise BuildRootError(f"{path}:{number}: '{line}' is neither 'suite NAME', 'snapshot YYYYMMDDTHHMMSSZ' "
-                                 "nor 'package=version'; fix that line.")
-    if not suite or not packages:
-        raise BuildRootError(f"{path} needs a 'suite NAME' line and at least one 'package=version' line.")
-    return PackageList(suite, tuple(packages), hashlib.sha256(text.encode()).hexdigest(), snapshot)
 
 
 # --- The mirror -------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The one way this project's command-line tools end on an error.
 
-    @cli.tool("oci_layout", LayoutError)
+    @cli.tool("build_layout", LayoutError)
     def main(argv: list[str] | None = None) -> int:
         ...
 

@@ -16,7 +16,7 @@ load("@debian_releases//:releases.bzl", "RELEASES", "UPDATE_COMMAND")
 load("//python:config.bzl", "PYTHONS", "SOURCE_URL")
 load("//python/private:naming.bzl", "archive_date", "dated_tag", "newest_stable", "tags", "target_name", "upstream_version", _tag = "tag")
 load("//python/private:provenance.bzl", "slsa_provenance")
-load("//python/private:sbom.bzl", "spdx_sbom")
+load("//tools/debian/private:spdx_sbom.bzl", "spdx_sbom")
 load("//python/private:source_layers.bzl", "MAX_LAYERS", "by_source", "fold", "layer_plan")
 load("//tools/debian:defs.bzl", "deb_closure", "deb_layer")
 load("//tools/image:defs.bzl", "base_files_layer", "ca_bundle_layer", "ld_so_cache_layer", "py_stdlib_prune", "pyc_layer", "symlinks_layer")
@@ -248,6 +248,9 @@ def _variant_image(version, config, arch, variant, shared):
         annotations = {ARCHIVE_STATE_ANNOTATION: shared.archive_state},
         architecture = arch,
         variant = "v8" if arch == "arm64" else "",
+        # Not in the image: attested when it (or its index) is pushed with a key, and expected by //:verify.
+        sbom = name + "_sbom",
+        provenance = name + "_provenance",
     )
     configs = [
         prefix + "_python_tests",
@@ -386,8 +389,5 @@ def python_images():
                 name = version + variant + "_push",
                 image = version + variant,
                 remote_tags = pushed["//python:" + version + variant],
-                attest_images = [target_name(version, arch, variant) for arch in config.archs],
-                sboms = [target_name(version, arch, variant) + "_sbom" for arch in config.archs],
-                provenances = [target_name(version, arch, variant) + "_provenance" for arch in config.archs],
             )
         native.alias(name = version + ".sbom", actual = version + "_amd64_sbom")

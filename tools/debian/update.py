@@ -31,7 +31,8 @@ from typing import Any, Iterable
 
 from debian.debian_support import Version
 
-from tools import build_root, cli
+from tools import build_root_packages
+from tools import cli
 from tools.atomic_file import write_atomically
 from tools.debian import lock, lock_file
 from tools.debian.archives import MIRROR_ENV_VARS, SNAPSHOT_ENV_VAR
@@ -174,11 +175,11 @@ class BuildRootPins:
 def read_build_root_pins(path: Path) -> BuildRootPins:
     """The pin file as tools/bazel reads it, with its lines, which the update rewrites in place."""
     try:
-        packages = build_root.read_package_list(path)
+        packages = build_root_packages.read_package_list(path)
         lines = tuple(path.read_text().splitlines())
     except OSError as error:
         raise LockError(f"cannot read {path} ({error.strerror})") from None
-    except build_root.BuildRootError as error:
+    except build_root_packages.BuildRootError as error:
         raise LockError(str(error)) from None
     return BuildRootPins(path, lines, packages.suite, packages.pins())
 
@@ -190,7 +191,7 @@ def build_root_text(pins: BuildRootPins, versions: dict[str, str], snapshot: str
         words = line.split("#", 1)[0].split()
         if words[:1] == ["snapshot"]:
             continue
-        match = build_root.PIN.fullmatch(line.split("#", 1)[0].strip())
+        match = build_root_packages.PIN.fullmatch(line.split("#", 1)[0].strip())
         if match and match["name"] in versions:
             line = line.replace(match[0], f"{match['name']}={versions[match['name']]}", 1)
         out.append(line)

@@ -11,7 +11,6 @@ Its images and containers go when it stops.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time

@@ -187,6 +187,13 @@ class Layout:
     def read_json_blob(self, desc: dict[str, Any]) -> dict[str, Any]:
         return _parse_json(self.read_blob(desc), f"{self.root}: blob {desc['digest']}")
 
+    def read_json_digest(self, digest: str) -> dict[str, Any]:
+        """The JSON blob named by `digest`, checked against it: for a digest known without its descriptor."""
+        data = read_file(self.blob_path(digest), "blob")
+        if _digest(digest, data) != digest:
+            raise LayoutError(f"{self.root}: blob {digest} does not match its digest")
+        return _parse_json(data, f"{self.root}: blob {digest}")
+
     def read_index(self) -> dict[str, Any]:
         path = self.root / INDEX_FILE
         if not path.is_file():

@@ -20,11 +20,10 @@ import datetime
 import hashlib
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from tools import build_root, cli
+from tools import build_root_packages, cli
 
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 # What the buildType means is documented in README.md ("What the provenance says").
@@ -65,8 +64,8 @@ def read_source(path: Path) -> tuple[str, str]:
 def bazel_version(packages: Path) -> tuple[str, str]:
     """(Bazel's upstream version, the Debian package version) pinned in the build root's package list."""
     try:
-        pins = build_root.read_package_list(packages).pins()
-    except (OSError, build_root.BuildRootError) as error:
+        pins = build_root_packages.read_package_list(packages).pins()
+    except (OSError, build_root_packages.BuildRootError) as error:
         raise ProvenanceError(f"cannot read the build root's package list {packages}: {error}") from None
     if BAZEL_PACKAGE not in pins:
         raise ProvenanceError(f"{packages} pins no {BAZEL_PACKAGE}; the build root's Bazel must be pinned there")

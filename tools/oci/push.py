@@ -164,8 +164,8 @@ def check_immutable_tags(target: Target, digest: str) -> None:
 def child_digests(layout: Path, digest: str) -> list[str]:
     """The manifests an index in the layout lists (recursively), or [] for an image."""
     try:
-        document = json.loads(Layout(layout).blob_path(digest).read_bytes())
-    except (LayoutError, OSError, ValueError) as error:
+        document = Layout(layout).read_json_digest(digest)
+    except LayoutError as error:
         raise PushError(f"{layout}: cannot read {digest} ({error}); build the image again") from None
     children = [descriptor["digest"] for descriptor in document.get("manifests", [])]
     return [grandchild for child in children for grandchild in [child, *child_digests(layout, child)]]

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools import build_root
+
 # Bazel's last summary line, e.g. "INFO: 52 processes: 34 internal, 4 linux-sandbox, 14 remote."
 SUMMARY = re.compile(r"^INFO: (\d+) process(?:es)?(?:: (.*?))?\.$", re.MULTILINE)
 # Process kinds that ran on this machine (not remotely, not from a cache).
@@ -51,6 +53,16 @@ def process_summary(output: str) -> dict[str, int]:
 
 def executed_locally(counts: dict[str, int]) -> int:
     return sum(count for kind, count in counts.items() if kind in LOCAL_KINDS)
+
+
+def nested_environment(environ: dict[str, str], home: Path) -> dict[str, str]:
+    """What a nested Bazel sees: what tools/bazel passes into the root (its one table, build_root.py's), PATH
+    and LANG as the root set them, and a HOME of its own."""
+    passed = (*build_root.PASSED_VARIABLES, *build_root.MIRROR_VARIABLES, "PATH", "LANG")
+    env = {name: environ[name] for name in passed if name in environ}
+    env.setdefault("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    env["HOME"] = str(home)
+    return env
 
 
 def workspace_from_runfiles(environ: dict[str, str]) -> Path:
@@ -96,12 +108,7 @@ class NestedBazel:
         return Result(result.returncode, result.stdout, seconds)
 
     def environment(self) -> dict[str, str]:
-        keep = ("PATH", "DEBIAN_MIRROR", "DEBIAN_SECURITY_MIRROR", "DEBIAN_SNAPSHOT_MIRROR", "LANG",
-                "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
-        env = {name: os.environ[name] for name in keep if name in os.environ}
-        env.setdefault("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        env["HOME"] = str(self.user_root.parent)
-        return env
+        return nested_environment(dict(os.environ), self.user_root.parent)
 
     def start(self, command: str, *args: str, log: Path) -> "subprocess.Popen[str]":
         """Runs a command in the background, its output going to `log`; finish() collects it."""

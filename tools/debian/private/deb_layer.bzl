@@ -34,7 +34,7 @@ A .deb that cannot be read, or a member that cannot be kept (a device, a set-id 
 an error naming the .deb.
 """,
     usage = """
-Take the .debs from a release's hub (`@<release>//<arch>:<package>`); deb_closure lists a package group
+Take the .debs from the releases' hub (`@debian_releases//<release>/<arch>:<package>`); deb_closure lists a package group
 with everything it depends on. The images make one deb_layer per Debian source package
 (python/private/source_layers.bzl).
 """,
@@ -42,7 +42,10 @@ with everything it depends on. The images make one deb_layer per Debian source p
 ```starlark
 deb_layer(
     name = "3.13_amd64_src_glibc",
-    debs = ["@trixie//amd64:libc6", "@trixie//amd64:libc-bin"],
+    debs = [
+        "@debian_releases//trixie/amd64:libc6",
+        "@debian_releases//trixie/amd64:libc-bin",
+    ],
     merged_usr = True,
 )
 ```
@@ -68,6 +71,7 @@ def deb_closure(packages, roots, exclude = []):
       packages: RELEASES[release].packages[arch] from @debian_releases//:releases.bzl.
       roots: package names to start from.
       exclude: names to leave out, with everything only they pull in.
+
     Returns:
       Sorted package names.
     """

@@ -162,7 +162,7 @@ def _deb_hub_impl(rctx):
                     repository_name(release, arch, name),
                 ))
                 packages[arch][name] = {
-                    "deb": "@%s//%s/%s:%s" % (rctx.attr.name.split("~")[-1], release, arch, name),
+                    "deb": "@@%s//%s/%s:%s" % (rctx.attr.name, release, arch, name),
                     "depends": package["depends"],
                     "version": package["version"],
                     "source": package["source"],

@@ -239,8 +239,10 @@ def project_files() -> list[Path]:
 
 
 def nested_module(project_module: str) -> str:
-    """The project's bazel_deps, and the debian extension, which finds the fixture release as the only lock."""
-    deps = re.findall(r"^bazel_dep\(.*\)$", project_module, re.MULTILINE)
+    """The project's bazel_deps (not its dev dependencies, which the fixture does not build), and the debian
+    extension, which finds the fixture release as the only lock."""
+    deps = [dep for dep in re.findall(r"^bazel_dep\(.*\)$", project_module, re.MULTILINE)
+            if "dev_dependency" not in dep]
     if not deps:
         pytest.fail("found no bazel_dep(...) line in the project's MODULE.bazel to copy")
     return "\n".join([

@@ -1,6 +1,7 @@
-"""oci_image and oci_image_index: OCI image layouts written by tools/oci/oci_layout.py."""
+"""oci_image and oci_image_index: OCI image layouts written by tools/oci/build_layout.py."""
 
 load("//tools/private:docs.bzl", "rule_doc")
+load(":attestations.bzl", "PROVENANCE_TYPE", "SBOM_TYPE", "attest", "attestations_of")
 
 def _key_values(flag, pairs):
     return [("%s=%s=%s" % (flag, key, value)) for key, value in sorted(pairs.items())]
@@ -40,11 +41,12 @@ def _oci_image_impl(ctx):
         mnemonic = "OciImage",
         progress_message = "Writing OCI image layout %{output}",
     )
-    return [DefaultInfo(files = depset([out]), runfiles = ctx.runfiles(files = [out]))]
+    predicates = [(kind, file) for kind, file in [(SBOM_TYPE, ctx.file.sbom), (PROVENANCE_TYPE, ctx.file.provenance)] if file]
+    return [DefaultInfo(files = depset([out]), runfiles = ctx.runfiles(files = [out])), attest(out, predicates)]
 
 _IMAGE_DOC = rule_doc(
     summary = """An OCI image layout directory (oci-layout, index.json, blobs/sha256/...) of one image, built
-from tar layers by tools/oci/oci_layout.py.""",
+from tar layers by tools/oci/build_layout.py.""",
     behavior = """
 The image is `base`'s layers (if any) followed by `tars`, each stored as it is (plain, gzip or zstd: the
 media type follows the compression). The config starts from the base's: `env` and `labels` are merged over
@@ -53,7 +55,9 @@ it by name, `entrypoint` without `cmd` clears the base's cmd, and the platform i
 `created` time, so the same inputs give the same digests on any machine.
 """,
     usage = """
-Build it; give it to oci_image_index, oci_load, oci_push or container_structure_test.
+Build it; give it to oci_image_index, oci_load, oci_push or container_structure_test. Its `sbom` and
+`provenance` are not part of the image: the push rules attach them, as cosign attestations, to the image and
+to every index that holds it, and oci_verify_all expects them there.
 """,
     examples = """
 ```starlark
@@ -63,6 +67,7 @@ oci_image(
     tars = [":app_layer"],
     entrypoint = ["/usr/bin/python3", "-m", "app"],
     env = {"PYTHONPATH": "/app"},
+    sbom = ":app_amd64_sbom",
 )
 ```
 """,
@@ -85,7 +90,9 @@ oci_image = rule(
         "architecture": attr.string(doc = "The CPU architecture (GOARCH names: amd64, arm64); default: the base's, else amd64."),
         "variant": attr.string(doc = "The CPU variant, e.g. v8 for arm64; default: the base's."),
         "created": attr.string(default = "1970-01-01T00:00:00Z", doc = "The creation time recorded in the config; fixed so builds are reproducible."),
-        "_tool": attr.label(default = "//tools/oci:oci_layout", executable = True, cfg = "exec"),
+        "sbom": attr.label(allow_single_file = True, doc = "The image's SPDX JSON SBOM, attested as `spdxjson` when the image (or an index of it) is pushed with a key."),
+        "provenance": attr.label(allow_single_file = True, doc = "The image's SLSA v1 provenance predicate, attested as `slsaprovenance1`."),
+        "_tool": attr.label(default = "//tools/oci:build_layout", executable = True, cfg = "exec"),
     },
 )
 
@@ -104,14 +111,15 @@ def _oci_image_index_impl(ctx):
         mnemonic = "OciIndex",
         progress_message = "Writing OCI image index %{output}",
     )
-    return [DefaultInfo(files = depset([out]), runfiles = ctx.runfiles(files = [out]))]
+    return [DefaultInfo(files = depset([out]), runfiles = ctx.runfiles(files = [out])), attestations_of(ctx.attr.images)]
 
 _INDEX_DOC = rule_doc(
     summary = """A multi-platform OCI image index layout over per-architecture oci_image targets.""",
     behavior = """
 `index.json` points at one nested image index, which lists each image's manifest with the platform read
 from its config (as rules_oci's oci_image_index does). The images' blobs are copied in, checked against
-their digests.
+their digests. The index carries its images' attestations (their `sbom` and `provenance`) for the push
+rules.
 """,
     usage = """
 Build it; push it with oci_push, and a client pulls the image for its own platform.
@@ -131,6 +139,6 @@ oci_image_index = rule(
     doc = _INDEX_DOC,
     attrs = {
         "images": attr.label_list(mandatory = True, allow_files = True, doc = "The oci_image targets, one per platform."),
-        "_tool": attr.label(default = "//tools/oci:oci_layout", executable = True, cfg = "exec"),
+        "_tool": attr.label(default = "//tools/oci:build_layout", executable = True, cfg = "exec"),
     },
 )

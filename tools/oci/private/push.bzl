@@ -3,6 +3,7 @@ them and attach their attestations with cosign when given a key."""
 
 load("//tools/private:docs.bzl", "rule_doc")
 load("//tools/private:launcher.bzl", "expand_launcher", "launcher_attr")
+load(":attestations.bzl", "OciAttestationsInfo", "PROVENANCE_TYPE", "SBOM_TYPE", "attestations_of", "merge")
 
 _PUSH_DOC = rule_doc(
     summary = """Pushes an oci_image or oci_image_index to a registry: `bazel run` it.""",
@@ -13,8 +14,9 @@ registry holds completely; an interrupted push changes no tag and can be run aga
 has are skipped). Any failure exits non-zero and skips the remaining steps.
 
 With a cosign key (`--key`, or `COSIGN_KEY` with its password in `COSIGN_PASSWORD`), the index and every
-image in it are signed by digest, and the `sboms` and `provenances` are attached to their images (and to
-the index) as cosign attestations, before any tag moves. Nothing goes to a transparency log.
+image in it are signed by digest, and the images' SBOMs and provenance are attached to their images (and
+to the index) as cosign attestations, before any tag moves: those the image targets carry (oci_image's
+`sbom` and `provenance`), and any given here with `attest_images`. Nothing goes to a transparency log.
 Credentials come from the user's docker config, as crane and cosign read them.
 """,
     usage = """
@@ -34,8 +36,17 @@ oci_push(
     image = ":image",  # an oci_image_index
     repository = "127.0.0.1:5000/distroless/python",
     remote_tags = ["3.13", "latest"],
-    attest_images = [":image_amd64", ":image_arm64"],
-    sboms = [":image_amd64_sbom", ":image_arm64_sbom"],
+)
+```
+
+The images' own `sbom` and `provenance` are attested; for images built without them, name them here:
+
+```starlark
+oci_push(
+    name = "push_app",
+    image = ":app",
+    attest_images = [":app_amd64"],
+    sboms = [":app_amd64_sbom"],
 )
 ```
 """,
@@ -45,7 +56,7 @@ _PUSH_ALL_DOC = rule_doc(
     summary = """Pushes several images in one `bazel run`, each to REPOSITORY/NAME:TAG.""",
     behavior = """
 Each image is pushed as oci_push pushes one: by digest first, tags last, signed and attested with `--key`
-(the attestations are those of the `attestations` oci_push targets).
+(the attestations are those the image targets carry, and those of the `attestations` oci_push targets).
 """,
     usage = """
 REPOSITORY is given at run time, `-- --repository REGISTRY/PREFIX`, or by the `DISTROLESS_REPOSITORY`
@@ -59,7 +70,6 @@ oci_push_all(
         "//python:3.13": "python:3.13,latest",
         "//python:3.13-debug": "python:3.13-debug,latest-debug",
     },
-    attestations = ["//python:3.13_push", "//python:3.13-debug_push"],
 )
 ```
 
@@ -67,20 +77,12 @@ oci_push_all(
 """,
 )
 
-OciAttestationsInfo = provider(
-    doc = "The attestations an oci_push attaches, for oci_push_all to attach too.",
-    fields = {
-        "arguments": "list of --attest LAYOUT=TYPE=PREDICATE arguments for tools/oci/push.py",
-        "files": "list of the layouts and predicates they name",
-    },
-)
-
 def _attestations(ctx):
     """--attest arguments and their files from the images, sboms and provenances attributes."""
     images = [image[DefaultInfo].files.to_list()[0] for image in ctx.attr.attest_images]
     arguments = []
     files = list(images)
-    for kind, predicates in (("spdxjson", ctx.files.sboms), ("slsaprovenance1", ctx.files.provenances)):
+    for kind, predicates in ((SBOM_TYPE, ctx.files.sboms), (PROVENANCE_TYPE, ctx.files.provenances)):
         if predicates and len(predicates) != len(images):
             fail("%s: %d attest_images but %d %s; give one per image" % (ctx.label, len(images), len(predicates), kind))
         for image, predicate in zip(images, predicates):
@@ -101,7 +103,7 @@ def _oci_push_impl(ctx):
         arguments += ["--default-repository", ctx.attr.repository]
     for tag in ctx.attr.remote_tags:
         arguments += ["--default-tag", tag]
-    attestations = _attestations(ctx)
+    attestations = merge([attestations_of([ctx.attr.image]), _attestations(ctx)])
     return [
         DefaultInfo(executable = _script(ctx, arguments + attestations.arguments), runfiles = _runfiles(ctx, [layout] + attestations.files)),
         attestations,
@@ -118,7 +120,7 @@ oci_push = rule(
         "image": attr.label(mandatory = True, allow_single_file = True, doc = "An oci_image or oci_image_index."),
         "repository": attr.string(doc = "Repository to push to, e.g. 127.0.0.1:5000/distroless/python; may be given at run time instead."),
         "remote_tags": attr.string_list(doc = "Tags to point at the pushed digest."),
-        "attest_images": attr.label_list(allow_files = True, doc = "The images (the index's, or `image` itself) that `sboms` and `provenances` describe, in the same order."),
+        "attest_images": attr.label_list(allow_files = True, doc = "Images (the index's, or `image` itself) that `sboms` and `provenances` describe, in the same order, for images that do not carry their own (oci_image's `sbom` and `provenance`)."),
         "sboms": attr.label_list(allow_files = True, doc = "One SPDX JSON SBOM per `attest_images` entry, attached as a cosign `spdxjson` attestation to it and to the index."),
         "provenances": attr.label_list(allow_files = True, doc = "One SLSA v1 provenance predicate per `attest_images` entry, attached as `slsaprovenance1`."),
         "_launcher": _LAUNCHER,
@@ -129,6 +131,8 @@ oci_push = rule(
 def image_arguments(ctx):
     """--image LAYOUT=NAME:TAGS and --attest arguments, and their files, from `images` and `attestations`.
 
+    The attestations are those the images carry and those of the `attestations` targets, each once.
+
     Shared by oci_push_all and oci_verify_all, which take the same two attributes.
     """
     arguments = []
@@ -137,10 +141,8 @@ def image_arguments(ctx):
         layout = image[DefaultInfo].files.to_list()[0]
         files.append(layout)
         arguments += ["--image", "%s=%s" % (layout.short_path, destination)]
-    for push in ctx.attr.attestations:
-        arguments += push[OciAttestationsInfo].arguments
-        files += push[OciAttestationsInfo].files
-    return arguments, files
+    attestations = merge([attestations_of(ctx.attr.images.keys()), attestations_of(ctx.attr.attestations)])
+    return arguments + attestations.arguments, files + [file for file in attestations.files if file not in files]
 
 def _oci_push_all_impl(ctx):
     arguments, layouts = image_arguments(ctx)
@@ -152,7 +154,7 @@ oci_push_all = rule(
     doc = _PUSH_ALL_DOC,
     attrs = {
         "images": attr.label_keyed_string_dict(mandatory = True, allow_files = True, doc = "Image -> 'NAME:TAG[,TAG...]'."),
-        "attestations": attr.label_list(providers = [OciAttestationsInfo], doc = "oci_push targets whose attestations to attach too."),
+        "attestations": attr.label_list(providers = [OciAttestationsInfo], doc = "oci_push targets whose attestations to attach too, besides those the images carry."),
         "_launcher": _LAUNCHER,
         "_push": _PUSH_TOOL,
     },

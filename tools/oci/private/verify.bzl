@@ -2,7 +2,8 @@
 
 load("//tools/private:docs.bzl", "rule_doc")
 load("//tools/private:launcher.bzl", "expand_launcher", "launcher_attr")
-load(":push.bzl", "OciAttestationsInfo", "image_arguments")
+load(":attestations.bzl", "OciAttestationsInfo")
+load(":push.bzl", "image_arguments")
 
 _VERIFY_ALL_DOC = rule_doc(
     summary = """Checks that a registry serves the images this checkout builds: `bazel run` it.""",
@@ -22,7 +23,6 @@ optionally `--key cosign.pub`.
 oci_verify_all(
     name = "verify",
     images = {"//python:3.13": "python:3.13,latest"},
-    attestations = ["//python:3.13_push"],
 )
 ```
 
@@ -42,7 +42,7 @@ oci_verify_all = rule(
     doc = _VERIFY_ALL_DOC,
     attrs = {
         "images": attr.label_keyed_string_dict(mandatory = True, allow_files = True, doc = "Image -> 'NAME:TAG[,TAG...]', as oci_push_all's."),
-        "attestations": attr.label_list(providers = [OciAttestationsInfo], doc = "oci_push targets whose attestations to expect."),
+        "attestations": attr.label_list(providers = [OciAttestationsInfo], doc = "oci_push targets whose attestations to expect, besides those the images carry."),
         "_launcher": launcher_attr("//tools/oci/private:verify.sh.tpl"),
         "_verify": attr.label(default = "//tools/oci:verify", executable = True, cfg = "target"),
     },

@@ -8,7 +8,7 @@ from typing import Callable
 import pytest
 
 from tools import tarball
-from tools.oci import oci_layout
+from tools.oci import build_layout
 
 MakeLayer = Callable[..., Path]
 BuildImage = Callable[..., Path]
@@ -31,11 +31,11 @@ def make_layer(tmp_path: Path) -> MakeLayer:
 
 @pytest.fixture
 def build_image(tmp_path: Path) -> BuildImage:
-    """Runs `oci_layout image` with the given flags into tmp_path/<name> and returns the layout."""
+    """Runs `build_layout image` with the given flags into tmp_path/<name> and returns the layout."""
 
     def build(name: str, *flags: str) -> Path:
         output = tmp_path / name
-        assert oci_layout.main(["image", "--output", str(output), *flags]) == 0
+        assert build_layout.main(["image", "--output", str(output), *flags]) == 0
         return output
 
     return build

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tools import tarball
-from tools.oci import docker_archive, oci_layout
+from tools.oci import build_layout, docker_archive
 from tools.oci.layout import Image, Layout
 
 
@@ -101,7 +101,7 @@ def index_layout(tmp_path, build_image, make_layer) -> Path:
     arm64_layer = make_layer("arm.tar.gz", {"arm": b"a"})
     arm64 = build_image("arm64", "--layer", str(arm64_layer), "--architecture", "arm64", "--variant", "v8")
     output = tmp_path / "index"
-    assert oci_layout.main(["index", "--output", str(output), "--image", str(amd64), "--image", str(arm64)]) == 0
+    assert build_layout.main(["index", "--output", str(output), "--image", str(amd64), "--image", str(arm64)]) == 0
     return output
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.oci import oci_layout, push
+from tools.oci import build_layout, push
 from tools.oci.push import PushError, Target
 
 IMAGE_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -136,12 +136,26 @@ def test_layout_digest_of_real_layouts(tmp_path: Path, build_image, make_layer) 
     assert push.layout_digest(image) == manifest["digest"]
 
     index = tmp_path / "index"
-    assert oci_layout.main(["index", "--output", str(index), "--image", str(image)]) == 0
+    assert build_layout.main(["index", "--output", str(index), "--image", str(image)]) == 0
     [index_descriptor] = json.loads((index / "index.json").read_text())["manifests"]
     digest = push.layout_digest(index)
     assert index_descriptor["mediaType"] == "application/vnd.oci.image.index.v1+json"
     assert digest == index_descriptor["digest"]
     assert (index / "blobs" / "sha256" / digest.removeprefix("sha256:")).is_file()
+    assert push.child_digests(index, digest) == [manifest["digest"]]
+    assert push.child_digests(index, manifest["digest"]) == []
+
+
+def test_child_digests_of_a_tampered_index(tmp_path: Path, build_image, make_layer) -> None:
+    image = build_image("image", "--layer", str(make_layer("app.tar.gz", {"app/main.py": b"pass\n"})))
+    index = tmp_path / "index"
+    assert build_layout.main(["index", "--output", str(index), "--image", str(image)]) == 0
+    digest = push.layout_digest(index)
+    blob = index / "blobs" / "sha256" / digest.removeprefix("sha256:")
+    blob.chmod(0o644)
+    blob.write_text(blob.read_text().replace("manifests", "manifestz"))
+    with pytest.raises(PushError, match=f"cannot read {digest} .*does not match its digest.*build the image again"):
+        push.child_digests(index, digest)
 
 
 # --- parse_image and targets -----------------------------------------------------------------------------
@@ -378,7 +392,7 @@ def test_main_pushes_every_image(
     monkeypatch.delenv("DISTROLESS_REPOSITORY", raising=False)
     image = build_image("image", "--layer", str(make_layer("app.tar.gz", {"app/main.py": b"pass\n"})))
     index = tmp_path / "index"
-    assert oci_layout.main(["index", "--output", str(index), "--image", str(image)]) == 0
+    assert build_layout.main(["index", "--output", str(index), "--image", str(image)]) == 0
     image_digest = push.layout_digest(image)
     index_digest = push.layout_digest(index)
 

@@ -7,7 +7,6 @@ crane and cosign are small programs put first on PATH that answer from a JSON fi
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tools import build_root
 from tools.remote import cluster, lock_buildgrid, nested_bazel
 
 
@@ -232,6 +233,15 @@ def test_executed_locally_counts_only_local_strategies() -> None:
 
 def test_remote_flags() -> None:
     assert nested_bazel.remote_flags(5, "--x") == ["--config=remote", "--remote_executor=grpc://127.0.0.1:5", "--x"]
+
+
+def test_nested_bazel_gets_what_tools_bazel_passes(tmp_path: Path) -> None:
+    passed = {*build_root.PASSED_VARIABLES, *build_root.MIRROR_VARIABLES}
+    environ = {name: f"value of {name}" for name in passed} | {"PATH": "/bin", "LANG": "C.UTF-8", "SECRET": "x"}
+    env = nested_bazel.nested_environment(environ, tmp_path)
+    assert env == {name: f"value of {name}" for name in passed} | {"PATH": "/bin", "LANG": "C.UTF-8",
+                                                                   "HOME": str(tmp_path)}
+    assert {"DEBIAN_MIRROR", "DEBIAN_SNAPSHOT_MIRROR", "PIP_INDEX_URL"} <= env.keys()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Tests for tools/oci/oci_layout.py: image and index layouts, base merging, determinism and bad input."""
+"""Tests for tools/oci/build_layout.py: image and index layouts, base merging, determinism and bad input."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tools import tarball
-from tools.oci import oci_layout
+from tools.oci import build_layout
 from tools.oci.layout import (
     CONFIG_MEDIA_TYPE,
     INDEX_MEDIA_TYPE,
@@ -326,7 +326,7 @@ def test_attestation_manifests_are_not_images(tmp_path, base, build_image):
 def build_index(tmp_path: Path, name: str, *images: Path) -> tuple[int, Path]:
     output = tmp_path / name
     image_flags = [flag for image in images for flag in ("--image", str(image))]
-    return oci_layout.main(["index", "--output", str(output), *image_flags]), output
+    return build_layout.main(["index", "--output", str(output), *image_flags]), output
 
 
 @pytest.fixture
@@ -387,9 +387,9 @@ def image_argv(tmp_path: Path, *flags: str) -> list[str]:
 
 
 def assert_fails_with(capsys, argv: list[str], message: str) -> None:
-    assert oci_layout.main(argv) == 1
+    assert build_layout.main(argv) == 1
     err = capsys.readouterr().err
-    assert err.startswith("oci_layout: error: ") and message in err, err
+    assert err.startswith("build_layout: error: ") and message in err, err
     assert err.count("\n") == 1 and "Traceback" not in err
 
 

@@ -1,9 +1,9 @@
 """Builds OCI image layouts: one image from layer tars (optionally on a base image), or an index of images.
 
-    oci_layout image --output DIR [--base LAYOUT] [--layer TAR]... [--entrypoint JSON] [--cmd JSON]
+    build_layout image --output DIR [--base LAYOUT] [--layer TAR]... [--entrypoint JSON] [--cmd JSON]
                      [--env K=V]... [--user U] [--workdir W] [--label K=V]... [--annotation K=V]...
                      [--os OS] [--architecture ARCH] [--variant V] [--created RFC3339]
-    oci_layout index --output DIR --image LAYOUT...
+    build_layout index --output DIR --image LAYOUT...
 
 Semantics follow rules_oci's oci_image / oci_image_index:
 - Layers keep their bytes; the media type follows their compression (gzip, zstd or none) and
@@ -229,7 +229,7 @@ def build_index(args: argparse.Namespace) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="oci_layout", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="build_layout", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     image = commands.add_parser("image", help="write a single-image OCI layout")
@@ -258,7 +258,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-@cli.tool("oci_layout", LayoutError)
+@cli.tool("build_layout", LayoutError)
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.run(args)

@@ -1,4 +1,8 @@
-"""spdx_sbom: an image's SPDX 2.3 JSON SBOM, made from the .debs it is built from (tools/debian/spdx_sbom.py)."""
+"""spdx_sbom: an image's SPDX 2.3 JSON SBOM, made from the .debs it is built from (tools/debian/spdx_sbom.py).
+
+The SBOM's pieces live together here: this rule, its tool (tools/debian/spdx_sbom.py) and the validator its
+tests run (spdx_tools.bzl beside this file, pyspdxtools).
+"""
 
 def _spdx_sbom_impl(ctx):
     out = ctx.actions.declare_file(ctx.label.name + ".spdx.json")
