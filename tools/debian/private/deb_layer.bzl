@@ -86,7 +86,7 @@ def deb_closure(packages, roots, exclude = []):
         if name in seen:
             continue
         if name not in packages:
-            fail("package '%s' has no entry in the release's lock for this architecture; name it in the release's manifest.yaml and re-lock with `tools/bazel run //debian_packages:update`" % name)
+            fail("package '%s' has no entry in the release's lock for this architecture; name it in a group of the release's manifest.yaml and re-lock it with the update command (README, \"Debian packages\")" % name)
         seen[name] = True
         queue.extend([dep for dep in packages[name]["depends"] if dep not in seen and dep not in exclude])
     return sorted(seen.keys())
