@@ -43,26 +43,19 @@ def _read_lock(module_ctx, lock, where, lock_format):
             lock_format["version"],
             update_command,
         ))
+    # Every field the format declares, of the lock, its sources and its packages, as tools/debian/lock_file.py checks.
     missing = [field for field in lock_format["fields"] if field not in doc]
     for source in doc["sources"]:
         missing.extend(["sources[].%s" % field for field in lock_format["source_fields"] if field not in source])
+    for package in doc["packages"]:
+        missing.extend(["%s.%s" % (package.get("name"), field) for field in lock_format["package_fields"] if field not in package])
     if missing:
         fail("%s is not a complete lock: it lacks %s. Restore it with `git checkout -- %s`, or re-lock it with `%s`." % (
             where,
-            ", ".join(missing),
+            ", ".join(sorted({field: True for field in missing}.keys())),
             where,
             update_command,
         ))
-    for package in doc["packages"]:
-        missing = [field for field in lock_format["package_fields"] if field not in package]
-        if missing:
-            fail("%s is not a complete lock: package %s lacks %s. Restore it with `git checkout -- %s`, or re-lock it with `%s`." % (
-                where,
-                package.get("name"),
-                ", ".join(missing),
-                where,
-                update_command,
-            ))
     _check_closure(doc, where, update_command)
     manifest = lock.dirname.get_child("manifest.yaml")
     manifest_where = where.rsplit("/", 1)[0] + "/manifest.yaml"
