@@ -13,18 +13,16 @@ hours after the date) resolves to an import from before the Release and answers 
 from __future__ import annotations
 
 import functools
-import hashlib
 import http.server
 import json
 import os
-import shutil
 import sys
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tools.remote.nested_bazel import NestedBazel, executed_locally, workspace_from_runfiles
+from tools.remote.nested_bazel import NestedBazel, copy_checkout, digest_of, executed_locally, workspace_from_runfiles
 
 RELEASE = "bullseye"
 IMAGE = "3.9_amd64"
@@ -32,7 +30,6 @@ LOCK = f"debian_packages/{RELEASE}/lock.json"
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 # How long after a Release's date the fixture's import holding it lands ("imports land hours after").
 IMPORT_DELAY = timedelta(hours=7)
-NOT_SOURCE = (".git", "bazel-*", "__pycache__", "user.bazelrc")
 
 
 def parse(timestamp: str) -> datetime:
@@ -134,21 +131,17 @@ def this_builds_debs() -> dict[str, Path]:
     return {name: runfile(path) for name, path in pairs}
 
 
-def index_digest(layout: Path) -> str:
-    return "sha256:" + hashlib.sha256((layout / "index.json").read_bytes()).hexdigest()
-
-
 def test_live_lock_builds_from_the_snapshot_service(tmp_path: Path) -> None:
     original = workspace_from_runfiles(dict(os.environ))
     lock = json.loads((original / LOCK).read_text())
     assert all(source["snapshot"] is None for source in lock["sources"]), f"{LOCK} is no longer resolved live"
     assert all(source["snapshots"] for source in lock["sources"]), f"{LOCK} records no snapshot times"
-    expected = index_digest(runfile(f"python/{IMAGE}"))
+    expected = digest_of(runfile(f"python/{IMAGE}/index.json"))
 
     service = SnapshotService(lock, this_builds_debs())
     snapshot, mirror = Server(service), Server(None)
     workspace = tmp_path / "workspace"
-    shutil.copytree(original, workspace, ignore=shutil.ignore_patterns(*NOT_SOURCE), symlinks=True)
+    copy_checkout(original, workspace)
     scratch = Path(os.environ.get("TEST_TMPDIR", tmp_path))
     try:
         with NestedBazel(workspace, scratch, "live-lock-snapshot") as bazel:
@@ -162,7 +155,7 @@ def test_live_lock_builds_from_the_snapshot_service(tmp_path: Path) -> None:
             )
             assert result.returncode == 0, "the build from the snapshot service failed; its output is above"
             assert executed_locally(result.processes) > 0, f"the nested build ran no action: {result.processes}"
-            built = index_digest(bazel.bin_path(f"python/{IMAGE}"))
+            built = digest_of(bazel.bin_path(f"python/{IMAGE}/index.json"))
     finally:
         snapshot.stop()
         mirror.stop()

@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 
 from tools.python.requirements_lock_reader import parse_lock
-from tools.remote.nested_bazel import NestedBazel, workspace_from_runfiles
+from tools.remote.nested_bazel import NestedBazel, copy_checkout, workspace_from_runfiles
 
 WHEEL = "docopt-0.6.2-py2.py3-none-any.whl"
 
@@ -46,8 +46,7 @@ def main() -> int:
     shutil.copytree(fixture, copy, symlinks=True, ignore=shutil.ignore_patterns("bazel-*", "requirements.lock", "wheelhouse"))
     # A copy, not a link to the checkout: Bazel's sandbox hides /tmp, where a CI checkout may well live.
     (copy / "third_party/distroless-python").unlink()
-    shutil.copytree(workspace, copy / "third_party/distroless-python", symlinks=True,
-                    ignore=shutil.ignore_patterns(".git", "bazel-*", "__pycache__", "user.bazelrc"))
+    copy_checkout(workspace, copy / "third_party/distroless-python")
     with NestedBazel(copy, scratch, "own") as bazel:
         locked = bazel.run("run", "//:requirements.update")
         assert locked.returncode == 0, f"the lock failed (exit {locked.returncode})"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.remote.nested_bazel import NestedBazel, workspace_from_runfiles
+from tools.remote.nested_bazel import NOT_SOURCE, NestedBazel, copy_checkout, workspace_from_runfiles
 
 CONFIG = "python/config.bzl"
 # Every target the image matrix makes for one version, per README's table (one arch, every variant).
@@ -31,18 +31,9 @@ EXPECTED_SUFFIXES = ["", "-nonroot", "-debug", "-debug-nonroot", "-dev", "_amd64
                      "_amd64_sbom", ".sbom"]
 
 
-# What of a checkout is not the workspace's source: its VCS data, Bazel's convenience links, bytecode caches
-# and local settings. Neither copied nor compared.
-NOT_SOURCE = (".git", "bazel-*", "__pycache__", "user.bazelrc")
-
-
 def is_source(relative: Path) -> bool:
+    """Whether a path of the checkout is source: what copy_checkout copies, and what this test compares."""
     return not any(fnmatch.fnmatch(part, pattern) for part in relative.parts for pattern in NOT_SOURCE)
-
-
-def copy_workspace(source: Path, target: Path) -> None:
-    """The checkout's source files (NOT_SOURCE left out)."""
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns(*NOT_SOURCE), symlinks=True)
 
 
 def add_entry(workspace: Path, entry: str) -> None:
@@ -102,7 +93,7 @@ def assert_image_targets(targets: set[str], version: str) -> None:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     copy = tmp_path_factory.mktemp("recipe") / "workspace"
-    copy_workspace(workspace_from_runfiles(dict(os.environ)), copy)
+    copy_checkout(workspace_from_runfiles(dict(os.environ)), copy)
     return copy
 
 

@@ -14,11 +14,10 @@ import gzip
 import io
 import json
 import os
-import shutil
 import tarfile
 from pathlib import Path
 
-from tools.remote.nested_bazel import NestedBazel, executed_locally, workspace_from_runfiles
+from tools.remote.nested_bazel import NestedBazel, copy_checkout, executed_locally, workspace_from_runfiles
 
 IMAGE = "3.11_amd64"
 LOCK = "debian_packages/bookworm/lock.json"
@@ -42,7 +41,6 @@ PINS = [
     },
 ]
 STATUS = "var/lib/dpkg/status.d/"
-NOT_SOURCE = (".git", "bazel-*", "__pycache__", "user.bazelrc")
 
 
 def blob(layout: Path, digest: str) -> bytes:
@@ -92,8 +90,7 @@ def build(bazel: NestedBazel, step: str) -> dict[str, tuple[str, bytes]]:
 
 def test_one_source_update_changes_only_its_layer(tmp_path: Path) -> None:
     workspace = tmp_path / "workspace"
-    shutil.copytree(workspace_from_runfiles(dict(os.environ)), workspace,
-                    ignore=shutil.ignore_patterns(*NOT_SOURCE), symlinks=True)
+    copy_checkout(workspace_from_runfiles(dict(os.environ)), workspace)
     scratch = Path(os.environ.get("TEST_TMPDIR", tmp_path))
     with NestedBazel(workspace, scratch, "source-update") as bazel:
         before = build(bazel, "locked")

@@ -71,6 +71,16 @@ def workspace_from_runfiles(environ: dict[str, str]) -> Path:
     return module.resolve().parent
 
 
+# What of a checkout is not the workspace's source: its VCS data, Bazel's convenience links, bytecode caches
+# and local settings. A test's copy of the workspace leaves them out.
+NOT_SOURCE = (".git", "bazel-*", "__pycache__", "user.bazelrc")
+
+
+def copy_checkout(source: Path, target: Path, *also_leave_out: str) -> None:
+    """The checkout's source files at `target` (NOT_SOURCE and the `also_leave_out` patterns left out)."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(*NOT_SOURCE, *also_leave_out), symlinks=True)
+
+
 def digest_of(path: Path) -> str:
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 

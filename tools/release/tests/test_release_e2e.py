@@ -52,7 +52,7 @@ import yaml
 from tools.debian.tests.fixture_archive import Server, Signer, deb_stanza, fail_without, make_signer, write_suite
 from tools.oci.tests.local_registry import crane_login, running_registry
 from tools.release import release as release_tool
-from tools.remote.nested_bazel import NestedBazel, workspace_from_runfiles
+from tools.remote.nested_bazel import NestedBazel, copy_checkout, workspace_from_runfiles
 
 RELEASE = os.environ.get("E2E_RELEASE", "")
 ARCH = "amd64"
@@ -63,7 +63,8 @@ MOVED = "python3-wheel"
 MOVED_SUITE = f"{RELEASE}-updates"
 CVE = "CVE-2026-99999"
 UPDATE = "//debian_packages:update"
-NOT_SOURCE = (".git", "bazel-*", "__pycache__", "user.bazelrc", ".release-*")
+# Besides what is not source: a release's scratch directory, which it makes in the workspace.
+RELEASE_SCRATCH = ".release-*"
 # Fixed: the rebuilt .deb's mtimes (and dpkg-deb's from SOURCE_DATE_EPOCH), so it is the same on every run.
 EPOCH = 1795000000
 COSIGN_PASSWORD = "throwaway-e2e-password"
@@ -174,7 +175,7 @@ def bumped_deb(original: Path, work: Path, version: str, cve: str, when: str) ->
 
 
 def trimmed_copy(source: Path, target: Path) -> None:
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns(*NOT_SOURCE), symlinks=True)
+    copy_checkout(source, target, RELEASE_SCRATCH)
     releases = target / "debian_packages"
     for path in releases.iterdir():
         if path.is_dir() and path.name != RELEASE:
